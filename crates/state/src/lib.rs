@@ -1,1 +1,19 @@
-//! placeholder
+//! Apply blocks of transactions deterministically and check the ledger's invariants.
+//!
+//! The state machine knows no network, clock, randomness, float or hash-map iteration order:
+//! `execute(block, snapshot) -> outcomes + writes` depends only on its inputs. Business
+//! workflows are native modules under `modules/`.
+
+pub mod execute;
+pub mod genesis;
+pub mod invariants;
+pub mod key;
+pub mod memory;
+mod modules;
+
+pub use execute::{
+    BlockEffects, BlockInput, SUPPLY_MAX, Snapshot, TxOutcome, WriteSet, execute, read_set,
+};
+pub use genesis::{Genesis, GenesisError, genesis_writes};
+pub use key::{Chain, Parameters, ReplayRecord, StateKey, StateValue};
+pub use memory::{MemoryLedger, execute_with};

@@ -49,7 +49,10 @@ impl Decimal {
 
     /// The exact value as a ratio.
     pub fn ratio(&self) -> Ratio {
-        Ratio { numerator: self.mantissa, denominator: pow10(self.scale) }
+        Ratio {
+            numerator: self.mantissa,
+            denominator: pow10(self.scale),
+        }
     }
 }
 
@@ -82,7 +85,9 @@ impl FromStr for Decimal {
         if whole.is_empty() || !whole.bytes().all(|b| b.is_ascii_digit()) {
             return Err(malformed());
         }
-        if text.contains('.') && fraction.is_empty() || !fraction.bytes().all(|b| b.is_ascii_digit()) {
+        if text.contains('.') && fraction.is_empty()
+            || !fraction.bytes().all(|b| b.is_ascii_digit())
+        {
             return Err(malformed());
         }
         if fraction.len() > DECIMAL_SCALE_MAX as usize {
@@ -149,7 +154,10 @@ pub struct Ratio {
 
 impl Ratio {
     pub fn whole(value: u128) -> Self {
-        Self { numerator: value, denominator: 1 }
+        Self {
+            numerator: value,
+            denominator: 1,
+        }
     }
 
     /// Exact product, reduced by the greatest common divisor to keep headroom.
@@ -168,17 +176,24 @@ impl Ratio {
         if other.numerator == 0 {
             return Err(AmountError::DivisionByZero);
         }
-        self.checked_mul(Ratio { numerator: other.denominator, denominator: other.numerator })
+        self.checked_mul(Ratio {
+            numerator: other.denominator,
+            denominator: other.numerator,
+        })
     }
 
     fn reduced(self) -> Ratio {
         let divisor = gcd(self.numerator, self.denominator).max(1);
-        Ratio { numerator: self.numerator / divisor, denominator: self.denominator / divisor }
+        Ratio {
+            numerator: self.numerator / divisor,
+            denominator: self.denominator / divisor,
+        }
     }
 
     /// Compare two ratios exactly (by cross-multiplication in 256 bits).
     pub fn cmp_exact(&self, other: &Ratio) -> Ordering {
-        mul_wide(self.numerator, other.denominator).cmp(&mul_wide(other.numerator, self.denominator))
+        mul_wide(self.numerator, other.denominator)
+            .cmp(&mul_wide(other.numerator, self.denominator))
     }
 
     /// Round to a whole number by `rule`.
@@ -195,7 +210,9 @@ impl Ratio {
             Rounding::Down => false,
             Rounding::Up => true,
             Rounding::HalfUp => half != Ordering::Less,
-            Rounding::HalfEven => half == Ordering::Greater || half == Ordering::Equal && quotient % 2 == 1,
+            Rounding::HalfEven => {
+                half == Ordering::Greater || half == Ordering::Equal && quotient % 2 == 1
+            }
         };
         quotient + up as u128
     }
@@ -299,7 +316,10 @@ mod tests {
         for bad in ["", ".5", "5.", "-1", "1e5", "1.2.3", " 1"] {
             assert!(bad.parse::<Decimal>().is_err(), "{bad:?} should not parse");
         }
-        assert_eq!("1.0000000000000000000".parse::<Decimal>(), Err(AmountError::ScaleTooLarge));
+        assert_eq!(
+            "1.0000000000000000000".parse::<Decimal>(),
+            Err(AmountError::ScaleTooLarge)
+        );
     }
 
     #[test]
@@ -314,11 +334,30 @@ mod tests {
             (0, 3, 0, 0, 0, 0),
         ];
         for (numerator, denominator, down, up, half_up, half_even) in cases {
-            let ratio = Ratio { numerator, denominator };
-            assert_eq!(ratio.round(Rounding::Down), down, "{numerator}/{denominator} down");
-            assert_eq!(ratio.round(Rounding::Up), up, "{numerator}/{denominator} up");
-            assert_eq!(ratio.round(Rounding::HalfUp), half_up, "{numerator}/{denominator} half up");
-            assert_eq!(ratio.round(Rounding::HalfEven), half_even, "{numerator}/{denominator} half even");
+            let ratio = Ratio {
+                numerator,
+                denominator,
+            };
+            assert_eq!(
+                ratio.round(Rounding::Down),
+                down,
+                "{numerator}/{denominator} down"
+            );
+            assert_eq!(
+                ratio.round(Rounding::Up),
+                up,
+                "{numerator}/{denominator} up"
+            );
+            assert_eq!(
+                ratio.round(Rounding::HalfUp),
+                half_up,
+                "{numerator}/{denominator} half up"
+            );
+            assert_eq!(
+                ratio.round(Rounding::HalfEven),
+                half_even,
+                "{numerator}/{denominator} half even"
+            );
         }
     }
 
@@ -327,18 +366,34 @@ mod tests {
     fn brief_sample_repo_values_exactly() {
         let bunds: Quantity = 50_000_000;
         // Start of transaction.
-        let bund_value = market_value(bunds, d("98.8110"), PriceBasis::PerHundredFace, d("1.09253")).unwrap();
+        let bund_value = market_value(
+            bunds,
+            d("98.8110"),
+            PriceBasis::PerHundredFace,
+            d("1.09253"),
+        )
+        .unwrap();
         assert_eq!(bund_value.round(Rounding::HalfUp), 53_976_991);
-        assert_eq!(bund_value.round_to_scale(3, Rounding::HalfUp).unwrap(), d("53976990.915"));
+        assert_eq!(
+            bund_value.round_to_scale(3, Rounding::HalfUp).unwrap(),
+            d("53976990.915")
+        );
         let shares = units_to_cover(bund_value, d("161.01"), PriceBasis::PerUnit, d("1")).unwrap();
         assert_eq!(shares, 335_240);
         let stock_value = market_value(shares, d("161.01"), PriceBasis::PerUnit, d("1")).unwrap();
         assert_eq!(stock_value.round(Rounding::HalfUp), 53_976_992);
 
         // Next day, after the margin call.
-        let bund_value = market_value(bunds, d("98.7590"), PriceBasis::PerHundredFace, d("1.09753")).unwrap();
+        let bund_value = market_value(
+            bunds,
+            d("98.7590"),
+            PriceBasis::PerHundredFace,
+            d("1.09753"),
+        )
+        .unwrap();
         assert_eq!(bund_value.round(Rounding::HalfUp), 54_195_483);
-        let required = units_to_cover(bund_value, d("162.53"), PriceBasis::PerUnit, d("1")).unwrap();
+        let required =
+            units_to_cover(bund_value, d("162.53"), PriceBasis::PerUnit, d("1")).unwrap();
         assert_eq!(required, 333_450);
         assert_eq!(shares - required, 1_790);
         let stock_value = market_value(required, d("162.53"), PriceBasis::PerUnit, d("1")).unwrap();

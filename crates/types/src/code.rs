@@ -38,12 +38,18 @@ impl Code {
         if text.len() > CODE_LENGTH_MAX {
             return Err(CodeError::TooLong(text.len()));
         }
-        if let Some(bad) = text.chars().find(|c| !Self::allowed(*c as u32 as u8) || !c.is_ascii()) {
+        if let Some(bad) = text
+            .chars()
+            .find(|c| !Self::allowed(*c as u32 as u8) || !c.is_ascii())
+        {
             return Err(CodeError::BadCharacter(bad));
         }
         let mut bytes = [0u8; CODE_LENGTH_MAX];
         bytes[..text.len()].copy_from_slice(text.as_bytes());
-        Ok(Self { length: text.len() as u8, bytes })
+        Ok(Self {
+            length: text.len() as u8,
+            bytes,
+        })
     }
 
     fn allowed(byte: u8) -> bool {
@@ -94,9 +100,15 @@ impl Read for Code {
         let mut bytes = [0u8; CODE_LENGTH_MAX];
         buf.copy_to_slice(&mut bytes[..length]);
         if !bytes[..length].iter().all(|b| Self::allowed(*b)) {
-            return Err(Error::Invalid("Code", "character outside A-Z 0-9 . _ - / :"));
+            return Err(Error::Invalid(
+                "Code",
+                "character outside A-Z 0-9 . _ - / :",
+            ));
         }
-        Ok(Self { length: length as u8, bytes })
+        Ok(Self {
+            length: length as u8,
+            bytes,
+        })
     }
 }
 

@@ -41,11 +41,16 @@ pub fn write_seq<T: Write>(items: &[T], buf: &mut impl BufMut) {
 
 /// The encoded size of a length-prefixed sequence.
 pub fn seq_size<T: EncodeSize>(items: &[T]) -> usize {
-    UInt(items.len() as u64).encode_size() + items.iter().map(EncodeSize::encode_size).sum::<usize>()
+    UInt(items.len() as u64).encode_size()
+        + items.iter().map(EncodeSize::encode_size).sum::<usize>()
 }
 
 /// Read a length-prefixed sequence of at most `max` items.
-pub fn read_seq<T: Read<Cfg = ()>>(buf: &mut impl Buf, max: usize) -> Result<Vec<T>, Error> {
+pub fn read_seq<T: Read>(buf: &mut impl Buf, max: usize) -> Result<Vec<T>, Error>
+where
+    T::Cfg: Default,
+{
+    let cfg = T::Cfg::default();
     let length = UInt::<u64>::read(buf)?.0;
     if length > max as u64 {
         return Err(Error::InvalidLength(length as usize));
@@ -53,7 +58,7 @@ pub fn read_seq<T: Read<Cfg = ()>>(buf: &mut impl Buf, max: usize) -> Result<Vec
     // Do not trust the prefix for allocation beyond what the buffer can hold.
     let mut items = Vec::with_capacity((length as usize).min(buf.remaining()));
     for _ in 0..length {
-        items.push(T::read(buf)?);
+        items.push(T::read_cfg(buf, &cfg)?);
     }
     Ok(items)
 }

@@ -93,7 +93,9 @@ impl PrivateKey {
 
     pub fn sign(&self, message: &[u8]) -> Signature {
         match self {
-            PrivateKey::Ed25519(key) => Signature::Ed25519(key.sign(TRANSACTION_NAMESPACE, message)),
+            PrivateKey::Ed25519(key) => {
+                Signature::Ed25519(key.sign(TRANSACTION_NAMESPACE, message))
+            }
         }
     }
 }
@@ -129,12 +131,19 @@ pub fn verify_signatures(checks: &[SignatureCheck<'_>], strategy: &impl Strategy
         |_, check| {
             let (PublicKey::Ed25519(public_key), Signature::Ed25519(signature)) =
                 (check.public_key, check.signature);
-            BatchEntry { namespace: TRANSACTION_NAMESPACE, message: check.message, public_key, signature }
+            BatchEntry {
+                namespace: TRANSACTION_NAMESPACE,
+                message: check.message,
+                public_key,
+                signature,
+            }
         },
         strategy,
     );
     if batch_ok {
         return vec![true; checks.len()];
     }
-    strategy.map_collect_vec(checks, |check| check.public_key.verify(check.message, check.signature))
+    strategy.map_collect_vec(checks, |check| {
+        check.public_key.verify(check.message, check.signature)
+    })
 }

@@ -19,6 +19,6 @@ pub use model::{Account, Asset, AssetClass, Balance, KycAttestation, Lien, Party
 pub use rejection::{Rejection, RejectionCode};
 pub use transaction::{
     AttestKyc, Bundle, DefineAsset, Encumber, Endorsement, Expiry, FreezeTarget, Leg, OpenAccount,
-    Operation, RegisterParty, Release, RoleChange, SupplyChange, Transaction, TxBody, TxId, UniqueId,
-    VerifiedTransaction, verify_transactions,
+    Operation, RegisterParty, Release, RoleChange, SupplyChange, Transaction, TxBody, TxId,
+    UniqueId, VerifiedTransaction, verify_transactions,
 };

@@ -89,7 +89,11 @@ pub struct KycAttestation {
     pub attested_at_ms: u64,
 }
 
-crate::codec_struct!(KycAttestation { record_hash: Hash32, agent: PartyId, attested_at_ms: u64 });
+crate::codec_struct!(KycAttestation {
+    record_hash: Hash32,
+    agent: PartyId,
+    attested_at_ms: u64
+});
 
 /// A party known to the network.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -110,7 +114,11 @@ pub struct Account {
     pub frozen: bool,
 }
 
-crate::codec_struct!(Account { id: AccountId, owner: PartyId, frozen: bool });
+crate::codec_struct!(Account {
+    id: AccountId,
+    owner: PartyId,
+    frozen: bool
+});
 
 /// What kind of token an asset is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -120,7 +128,10 @@ pub enum AssetClass {
     /// An equity: one unit is one share; priced per share.
     Equity { currency: Currency },
     /// Cash: one unit is one minor unit (e.g. cent); `minor_unit_exponent` digits (2 for EUR).
-    Cash { currency: Currency, minor_unit_exponent: u8 },
+    Cash {
+        currency: Currency,
+        minor_unit_exponent: u8,
+    },
     /// A commodity warehouse receipt: one unit is one `unit` (e.g. KG, LOT).
     Commodity { unit: UnitOfMeasure },
 }
@@ -136,7 +147,10 @@ impl commonware_codec::Write for AssetClass {
                 1u8.write(buf);
                 currency.write(buf);
             }
-            AssetClass::Cash { currency, minor_unit_exponent } => {
+            AssetClass::Cash {
+                currency,
+                minor_unit_exponent,
+            } => {
                 2u8.write(buf);
                 currency.write(buf);
                 minor_unit_exponent.write(buf);
@@ -151,7 +165,9 @@ impl commonware_codec::Write for AssetClass {
 impl commonware_codec::EncodeSize for AssetClass {
     fn encode_size(&self) -> usize {
         1 + match self {
-            AssetClass::Bond { currency } | AssetClass::Equity { currency } => currency.encode_size(),
+            AssetClass::Bond { currency } | AssetClass::Equity { currency } => {
+                currency.encode_size()
+            }
             AssetClass::Cash { currency, .. } => currency.encode_size() + 1,
             AssetClass::Commodity { unit } => unit.encode_size(),
         }
@@ -159,20 +175,35 @@ impl commonware_codec::EncodeSize for AssetClass {
 }
 impl commonware_codec::Read for AssetClass {
     type Cfg = ();
-    fn read_cfg(buf: &mut impl commonware_codec::Buf, _: &()) -> Result<Self, commonware_codec::Error> {
+    fn read_cfg(
+        buf: &mut impl commonware_codec::Buf,
+        _: &(),
+    ) -> Result<Self, commonware_codec::Error> {
         use commonware_codec::ReadExt as _;
         Ok(match u8::read(buf)? {
-            0 => AssetClass::Bond { currency: Currency::read(buf)? },
-            1 => AssetClass::Equity { currency: Currency::read(buf)? },
+            0 => AssetClass::Bond {
+                currency: Currency::read(buf)?,
+            },
+            1 => AssetClass::Equity {
+                currency: Currency::read(buf)?,
+            },
             2 => {
                 let currency = Currency::read(buf)?;
                 let minor_unit_exponent = u8::read(buf)?;
                 if minor_unit_exponent > 8 {
-                    return Err(commonware_codec::Error::Invalid("AssetClass", "minor unit exponent above 8"));
+                    return Err(commonware_codec::Error::Invalid(
+                        "AssetClass",
+                        "minor unit exponent above 8",
+                    ));
                 }
-                AssetClass::Cash { currency, minor_unit_exponent }
+                AssetClass::Cash {
+                    currency,
+                    minor_unit_exponent,
+                }
             }
-            3 => AssetClass::Commodity { unit: UnitOfMeasure::read(buf)? },
+            3 => AssetClass::Commodity {
+                unit: UnitOfMeasure::read(buf)?,
+            },
             other => return Err(commonware_codec::Error::InvalidEnum(other)),
         })
     }
@@ -219,7 +250,10 @@ pub struct Balance {
     pub encumbered: Quantity,
 }
 
-crate::codec_struct!(Balance { available: Quantity, encumbered: Quantity });
+crate::codec_struct!(Balance {
+    available: Quantity,
+    encumbered: Quantity
+});
 
 impl Balance {
     pub fn total(&self) -> Option<Quantity> {
@@ -235,4 +269,7 @@ pub struct Lien {
     pub quantity: Quantity,
 }
 
-crate::codec_struct!(Lien { beneficiary: PartyId, quantity: Quantity });
+crate::codec_struct!(Lien {
+    beneficiary: PartyId,
+    quantity: Quantity
+});

@@ -70,7 +70,9 @@ impl RejectionCode {
     }
 
     pub fn from_code(code: u16) -> Option<Self> {
-        Self::ALL.into_iter().find(|rejection| rejection.code() == code)
+        Self::ALL
+            .into_iter()
+            .find(|rejection| rejection.code() == code)
     }
 
     /// The stable, machine-readable name (e.g. `INSUFFICIENT_BALANCE`).
@@ -115,9 +117,15 @@ impl commonware_codec::FixedSize for RejectionCode {
 }
 impl commonware_codec::Read for RejectionCode {
     type Cfg = ();
-    fn read_cfg(buf: &mut impl commonware_codec::Buf, _: &()) -> Result<Self, commonware_codec::Error> {
+    fn read_cfg(
+        buf: &mut impl commonware_codec::Buf,
+        _: &(),
+    ) -> Result<Self, commonware_codec::Error> {
         let code = <u16 as commonware_codec::ReadExt>::read(buf)?;
-        Self::from_code(code).ok_or(commonware_codec::Error::Invalid("RejectionCode", "unknown code"))
+        Self::from_code(code).ok_or(commonware_codec::Error::Invalid(
+            "RejectionCode",
+            "unknown code",
+        ))
     }
 }
 
@@ -143,14 +151,20 @@ mod tests {
     /// Codes are an API: this pins every one of them.
     #[test]
     fn codes_are_stable() {
-        let pinned: Vec<(u16, &str)> = RejectionCode::ALL.iter().map(|c| (c.code(), c.name())).collect();
+        let pinned: Vec<(u16, &str)> = RejectionCode::ALL
+            .iter()
+            .map(|c| (c.code(), c.name()))
+            .collect();
         assert_eq!(pinned.len(), 19);
         for (index, (code, _)) in pinned.iter().enumerate() {
             assert_eq!(*code as usize, index + 1);
         }
         assert_eq!(RejectionCode::InsufficientBalance.code(), 6);
         assert_eq!(RejectionCode::Duplicate.code(), 10);
-        assert_eq!(RejectionCode::from_code(13), Some(RejectionCode::KycRequired));
+        assert_eq!(
+            RejectionCode::from_code(13),
+            Some(RejectionCode::KycRequired)
+        );
         assert_eq!(RejectionCode::from_code(0), None);
     }
 }

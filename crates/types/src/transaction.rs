@@ -52,7 +52,12 @@ pub struct Leg {
     pub quantity: Quantity,
 }
 
-crate::codec_struct!(Leg { source: AccountId, target: AccountId, asset: AssetId, quantity: Quantity });
+crate::codec_struct!(Leg {
+    source: AccountId,
+    target: AccountId,
+    asset: AssetId,
+    quantity: Quantity
+});
 
 /// Admit a new party (governance: M of N governors sign).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -61,7 +66,11 @@ pub struct RegisterParty {
     pub public_key: PublicKey,
     pub roles: RoleSet,
 }
-crate::codec_struct!(RegisterParty { party: PartyId, public_key: PublicKey, roles: RoleSet });
+crate::codec_struct!(RegisterParty {
+    party: PartyId,
+    public_key: PublicKey,
+    roles: RoleSet
+});
 
 /// Grant or revoke one role (governance: M of N governors sign).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -69,7 +78,10 @@ pub struct RoleChange {
     pub party: PartyId,
     pub role: Role,
 }
-crate::codec_struct!(RoleChange { party: PartyId, role: Role });
+crate::codec_struct!(RoleChange {
+    party: PartyId,
+    role: Role
+});
 
 /// An account-opening agent attests the hash of a party's off-ledger KYC record.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -77,7 +89,10 @@ pub struct AttestKyc {
     pub party: PartyId,
     pub record_hash: Hash32,
 }
-crate::codec_struct!(AttestKyc { party: PartyId, record_hash: Hash32 });
+crate::codec_struct!(AttestKyc {
+    party: PartyId,
+    record_hash: Hash32
+});
 
 /// Open an account for an owner (the owner itself, or an account-opening agent, signs).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -85,7 +100,10 @@ pub struct OpenAccount {
     pub account: AccountId,
     pub owner: PartyId,
 }
-crate::codec_struct!(OpenAccount { account: AccountId, owner: PartyId });
+crate::codec_struct!(OpenAccount {
+    account: AccountId,
+    owner: PartyId
+});
 
 /// Define a new asset; the signing token administrator administers it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -94,7 +112,11 @@ pub struct DefineAsset {
     pub class: AssetClass,
     pub kyc_required: bool,
 }
-crate::codec_struct!(DefineAsset { asset: AssetId, class: AssetClass, kyc_required: bool });
+crate::codec_struct!(DefineAsset {
+    asset: AssetId,
+    class: AssetClass,
+    kyc_required: bool
+});
 
 /// Create (issue) or destroy (redeem) units of an asset in an account.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -103,7 +125,11 @@ pub struct SupplyChange {
     pub account: AccountId,
     pub quantity: Quantity,
 }
-crate::codec_struct!(SupplyChange { asset: AssetId, account: AccountId, quantity: Quantity });
+crate::codec_struct!(SupplyChange {
+    asset: AssetId,
+    account: AccountId,
+    quantity: Quantity
+});
 
 /// What a freeze applies to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -121,7 +147,12 @@ pub struct Encumber {
     pub quantity: Quantity,
     pub beneficiary: PartyId,
 }
-crate::codec_struct!(Encumber { account: AccountId, asset: AssetId, quantity: Quantity, beneficiary: PartyId });
+crate::codec_struct!(Encumber {
+    account: AccountId,
+    asset: AssetId,
+    quantity: Quantity,
+    beneficiary: PartyId
+});
 
 /// Release units of a lien back to available (the beneficiary signs).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -131,7 +162,12 @@ pub struct Release {
     pub lien: TxId,
     pub quantity: Quantity,
 }
-crate::codec_struct!(Release { account: AccountId, asset: AssetId, lien: TxId, quantity: Quantity });
+crate::codec_struct!(Release {
+    account: AccountId,
+    asset: AssetId,
+    lien: TxId,
+    quantity: Quantity
+});
 
 /// Many legs that settle all together or not at all: delivery versus payment, payment versus
 /// payment, security versus security, or bulk movements. Every source owner signs.
@@ -153,7 +189,9 @@ impl EncodeSize for Bundle {
 impl Read for Bundle {
     type Cfg = ();
     fn read_cfg(buf: &mut impl Buf, _: &()) -> Result<Self, Error> {
-        Ok(Bundle { legs: read_seq(buf, BUNDLE_LEGS_MAX_ENCODED)? })
+        Ok(Bundle {
+            legs: read_seq(buf, BUNDLE_LEGS_MAX_ENCODED)?,
+        })
     }
 }
 
@@ -222,7 +260,11 @@ pub struct Endorsement {
     pub signature: Signature,
 }
 
-crate::codec_struct!(Endorsement { signer: PartyId, public_key: PublicKey, signature: Signature });
+crate::codec_struct!(Endorsement {
+    signer: PartyId,
+    public_key: PublicKey,
+    signature: Signature
+});
 
 /// A signed transaction.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -246,9 +288,15 @@ impl Read for Transaction {
     type Cfg = ();
     fn read_cfg(buf: &mut impl Buf, _: &()) -> Result<Self, Error> {
         if buf.remaining() > TRANSACTION_BYTES_MAX {
-            return Err(Error::Invalid("Transaction", "longer than the transaction byte limit"));
+            return Err(Error::Invalid(
+                "Transaction",
+                "longer than the transaction byte limit",
+            ));
         }
-        Ok(Transaction { body: TxBody::read(buf)?, endorsements: read_seq(buf, SIGNATURES_MAX)? })
+        Ok(Transaction {
+            body: TxBody::read(buf)?,
+            endorsements: read_seq(buf, SIGNATURES_MAX)?,
+        })
     }
 }
 
@@ -265,7 +313,11 @@ impl Transaction {
         let message = body.encode();
         let endorsements = signers
             .iter()
-            .map(|(signer, key)| Endorsement { signer: *signer, public_key: key.public_key(), signature: key.sign(&message) })
+            .map(|(signer, key)| Endorsement {
+                signer: *signer,
+                public_key: key.public_key(),
+                signature: key.sign(&message),
+            })
             .collect();
         Transaction { body, endorsements }
     }
@@ -282,17 +334,24 @@ pub struct VerifiedTransaction {
 
 /// Compute ids and check every signature of `transactions`, in batches across the strategy's
 /// threads.
-pub fn verify_transactions(transactions: Vec<Transaction>, strategy: &impl Strategy) -> Vec<VerifiedTransaction> {
-    let messages: Vec<_> = strategy.map_collect_vec(&transactions, |transaction| transaction.body.encode());
+pub fn verify_transactions(
+    transactions: Vec<Transaction>,
+    strategy: &impl Strategy,
+) -> Vec<VerifiedTransaction> {
+    let messages: Vec<_> =
+        strategy.map_collect_vec(&transactions, |transaction| transaction.body.encode());
     let checks: Vec<SignatureCheck<'_>> = transactions
         .iter()
         .zip(&messages)
         .flat_map(|(transaction, message)| {
-            transaction.endorsements.iter().map(move |endorsement| SignatureCheck {
-                public_key: &endorsement.public_key,
-                message,
-                signature: &endorsement.signature,
-            })
+            transaction
+                .endorsements
+                .iter()
+                .map(move |endorsement| SignatureCheck {
+                    public_key: &endorsement.public_key,
+                    message,
+                    signature: &endorsement.signature,
+                })
         })
         .collect();
     let verdicts = verify_signatures(&checks, strategy);
@@ -306,7 +365,11 @@ pub fn verify_transactions(transactions: Vec<Transaction>, strategy: &impl Strat
             for _ in 0..transaction.endorsements.len() {
                 signatures_valid &= verdicts.next().expect("one verdict per endorsement");
             }
-            VerifiedTransaction { id: Hash32::of(&[&message]), transaction, signatures_valid }
+            VerifiedTransaction {
+                id: Hash32::of(&[&message]),
+                transaction,
+                signatures_valid,
+            }
         })
         .collect()
 }

@@ -1,0 +1,141 @@
+//! The initial state: parameters, parties, assets, accounts and opening balances.
+
+use crate::{
+    execute::{SUPPLY_MAX, WriteSet},
+    key::{Chain, Parameters, PruneCursor, StateKey, StateValue, TIME_BUCKET_MS},
+};
+use kessai_types::{Account, AccountId, Asset, AssetId, Balance, Party, Quantity, Role};
+use std::collections::BTreeMap;
+
+/// Everything the ledger holds at height 0.
+#[derive(Clone, Debug, Default)]
+pub struct Genesis {
+    pub parameters: Parameters,
+    /// The time of height 0, in Unix milliseconds.
+    pub time_ms: u64,
+    pub parties: Vec<Party>,
+    /// Assets; their supply is computed from the balances.
+    pub assets: Vec<Asset>,
+    pub accounts: Vec<Account>,
+    pub balances: Vec<(AccountId, AssetId, Quantity)>,
+}
+
+/// Why a genesis is invalid.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum GenesisError {
+    #[error("{0} is defined twice")]
+    Duplicate(String),
+    #[error("{0} refers to unknown {1}")]
+    Unknown(String, String),
+    #[error(
+        "governance threshold {threshold} must be between 1 and the number of governors ({governors})"
+    )]
+    Threshold { threshold: u32, governors: u32 },
+    #[error("supply of {0} exceeds the ledger's maximum")]
+    SupplyTooLarge(String),
+}
+
+/// Validate `genesis` and produce its records.
+pub fn genesis_writes(genesis: &Genesis) -> Result<WriteSet, GenesisError> {
+    let mut records: BTreeMap<StateKey, StateValue> = BTreeMap::new();
+    let insert =
+        |records: &mut BTreeMap<StateKey, StateValue>, key: StateKey, value: StateValue| {
+            match records.insert(key, value) {
+                Some(_) => Err(GenesisError::Duplicate(format!("{key:?}"))),
+                None => Ok(()),
+            }
+        };
+    let mut parameters = genesis.parameters;
+    parameters.governor_count = genesis
+        .parties
+        .iter()
+        .filter(|party| party.roles.contains(Role::NetworkGovernor))
+        .count() as u32;
+    if parameters.governance_threshold == 0
+        || parameters.governance_threshold > parameters.governor_count
+    {
+        return Err(GenesisError::Threshold {
+            threshold: parameters.governance_threshold,
+            governors: parameters.governor_count,
+        });
+    }
+    for party in &genesis.parties {
+        insert(
+            &mut records,
+            StateKey::Party(party.id),
+            StateValue::Party(party.clone()),
+        )?;
+    }
+    let known = |records: &BTreeMap<StateKey, StateValue>, key: StateKey, by: String| {
+        if records.contains_key(&key) {
+            Ok(())
+        } else {
+            Err(GenesisError::Unknown(by, format!("{key:?}")))
+        }
+    };
+    for asset in &genesis.assets {
+        known(
+            &records,
+            StateKey::Party(asset.administrator),
+            format!("asset {}", asset.id),
+        )?;
+        insert(
+            &mut records,
+            StateKey::Asset(asset.id),
+            StateValue::Asset(Asset {
+                supply: 0,
+                ..*asset
+            }),
+        )?;
+    }
+    for account in &genesis.accounts {
+        known(
+            &records,
+            StateKey::Party(account.owner),
+            format!("account {}", account.id),
+        )?;
+        insert(
+            &mut records,
+            StateKey::Account(account.id),
+            StateValue::Account(*account),
+        )?;
+    }
+    for (account, asset, quantity) in &genesis.balances {
+        let by = format!("balance of {account} in {asset}");
+        known(&records, StateKey::Account(*account), by.clone())?;
+        let Some(StateValue::Asset(mut record)) = records.get(&StateKey::Asset(*asset)).cloned()
+        else {
+            return Err(GenesisError::Unknown(by, format!("asset {asset}")));
+        };
+        record.supply = record
+            .supply
+            .checked_add(*quantity)
+            .filter(|supply| *supply <= SUPPLY_MAX)
+            .ok_or_else(|| GenesisError::SupplyTooLarge(asset.to_string()))?;
+        records.insert(StateKey::Asset(*asset), StateValue::Asset(record));
+        let balance = Balance {
+            available: *quantity,
+            encumbered: 0,
+        };
+        insert(
+            &mut records,
+            StateKey::Balance(*account, *asset),
+            StateValue::Balance(balance),
+        )?;
+    }
+    let chain = Chain {
+        height: 0,
+        time_ms: genesis.time_ms,
+        height_cursor: PruneCursor::default(),
+        time_cursor: PruneCursor {
+            bucket: genesis.time_ms / TIME_BUCKET_MS,
+            entries: 0,
+        },
+    };
+    records.insert(StateKey::Parameters, StateValue::Parameters(parameters));
+    records.insert(StateKey::Chain, StateValue::Chain(chain));
+    Ok(records
+        .into_iter()
+        .map(|(key, value)| (key, Some(value)))
+        .collect())
+}

@@ -1,0 +1,248 @@
+//! Tokens: define, issue, redeem, transfer and settle bundles atomically, freeze, encumber, release.
+
+use crate::{
+    execute::{Ctx, SUPPLY_MAX, Step},
+    key::{StateKey, StateValue},
+};
+use kessai_types::{
+    Asset, DefineAsset, Encumber, FreezeTarget, Leg, Lien, Rejection, RejectionCode, Release, Role,
+    SupplyChange,
+};
+
+pub(crate) fn define_asset(ctx: &mut Ctx<'_, '_>, op: &DefineAsset) -> Step<()> {
+    ctx.require_submitter_role(Role::TokenAdministrator)?;
+    if ctx.exists(StateKey::Asset(op.asset))? {
+        return Err(RejectionCode::AlreadyExists.into());
+    }
+    let asset = Asset {
+        id: op.asset,
+        class: op.class,
+        administrator: ctx.submitter,
+        kyc_required: op.kyc_required,
+        frozen: false,
+        supply: 0,
+    };
+    ctx.write(StateKey::Asset(op.asset), StateValue::Asset(asset));
+    Ok(())
+}
+
+/// The asset's administrator, still holding the token-administrator role, signed.
+fn administered_asset(ctx: &mut Ctx<'_, '_>, asset: kessai_types::AssetId) -> Step<Asset> {
+    let asset = ctx.asset(asset)?;
+    ctx.require_signer(asset.administrator)?;
+    if !ctx
+        .party(asset.administrator)?
+        .roles
+        .contains(Role::TokenAdministrator)
+    {
+        return Err(RejectionCode::NotAuthorized.into());
+    }
+    Ok(asset)
+}
+
+/// The account may receive the asset: not frozen, and its owner attested if the asset requires it.
+fn check_receiver(
+    ctx: &mut Ctx<'_, '_>,
+    account: &kessai_types::Account,
+    asset: &Asset,
+) -> Step<()> {
+    if account.frozen {
+        return Err(RejectionCode::AccountFrozen.into());
+    }
+    if asset.kyc_required && ctx.party(account.owner)?.kyc.is_none() {
+        return Err(RejectionCode::KycRequired.into());
+    }
+    Ok(())
+}
+
+pub(crate) fn issue(ctx: &mut Ctx<'_, '_>, op: &SupplyChange) -> Step<()> {
+    if op.quantity == 0 {
+        return Err(RejectionCode::InvalidQuantity.into());
+    }
+    let mut asset = administered_asset(ctx, op.asset)?;
+    if asset.frozen {
+        return Err(RejectionCode::AssetFrozen.into());
+    }
+    let account = ctx.account(op.account)?;
+    check_receiver(ctx, &account, &asset)?;
+    asset.supply = asset
+        .supply
+        .checked_add(op.quantity)
+        .filter(|supply| *supply <= SUPPLY_MAX)
+        .ok_or(RejectionCode::Overflow)?;
+    let mut balance = ctx.balance(op.account, op.asset)?;
+    balance.available += op.quantity;
+    ctx.put_balance(op.account, op.asset, balance);
+    ctx.write(StateKey::Asset(op.asset), StateValue::Asset(asset));
+    Ok(())
+}
+
+/// Redemption moves value out of the account, so its owner signs as well as the administrator.
+pub(crate) fn redeem(ctx: &mut Ctx<'_, '_>, op: &SupplyChange) -> Step<()> {
+    if op.quantity == 0 {
+        return Err(RejectionCode::InvalidQuantity.into());
+    }
+    let mut asset = administered_asset(ctx, op.asset)?;
+    if asset.frozen {
+        return Err(RejectionCode::AssetFrozen.into());
+    }
+    let account = ctx.account(op.account)?;
+    ctx.require_signer(account.owner)?;
+    if account.frozen {
+        return Err(RejectionCode::AccountFrozen.into());
+    }
+    let mut balance = ctx.balance(op.account, op.asset)?;
+    balance.available = balance
+        .available
+        .checked_sub(op.quantity)
+        .ok_or(RejectionCode::InsufficientBalance)?;
+    asset.supply -= op.quantity;
+    ctx.put_balance(op.account, op.asset, balance);
+    ctx.write(StateKey::Asset(op.asset), StateValue::Asset(asset));
+    Ok(())
+}
+
+pub(crate) fn settle_bundle(ctx: &mut Ctx<'_, '_>, legs: &[Leg]) -> Step<()> {
+    if legs.is_empty() {
+        return Err(RejectionCode::InvalidOperation.into());
+    }
+    if legs.len() > ctx.parameters.bundle_legs_max as usize {
+        return Err(RejectionCode::LimitExceeded.into());
+    }
+    settle_legs(ctx, legs)
+}
+
+/// Settle legs in order on the transaction's own view: all of them, or (on the first failing
+/// leg, whose index the rejection names) none.
+pub(crate) fn settle_legs(ctx: &mut Ctx<'_, '_>, legs: &[Leg]) -> Step<()> {
+    for (index, leg) in legs.iter().enumerate() {
+        settle_leg(ctx, leg).map_err(|halt| match halt {
+            crate::execute::Halt::Reject(rejection) if legs.len() > 1 => {
+                crate::execute::Halt::Reject(Rejection {
+                    code: rejection.code,
+                    leg: Some(index as u16),
+                })
+            }
+            other => other,
+        })?;
+    }
+    Ok(())
+}
+
+fn settle_leg(ctx: &mut Ctx<'_, '_>, leg: &Leg) -> Step<()> {
+    if leg.quantity == 0 || leg.source == leg.target {
+        return Err(RejectionCode::InvalidQuantity.into());
+    }
+    let source = ctx.account(leg.source)?;
+    let target = ctx.account(leg.target)?;
+    ctx.require_signer(source.owner)?;
+    let asset = ctx.asset(leg.asset)?;
+    if asset.frozen {
+        return Err(RejectionCode::AssetFrozen.into());
+    }
+    if source.frozen {
+        return Err(RejectionCode::AccountFrozen.into());
+    }
+    check_receiver(ctx, &target, &asset)?;
+    // Only available units move: encumbered units stay where they are.
+    let mut debit = ctx.balance(leg.source, leg.asset)?;
+    debit.available = debit
+        .available
+        .checked_sub(leg.quantity)
+        .ok_or(RejectionCode::InsufficientBalance)?;
+    ctx.put_balance(leg.source, leg.asset, debit);
+    let mut credit = ctx.balance(leg.target, leg.asset)?;
+    // Cannot overflow: the credited units come out of a supply bounded by SUPPLY_MAX.
+    credit.available += leg.quantity;
+    ctx.put_balance(leg.target, leg.asset, credit);
+    Ok(())
+}
+
+/// Assets are frozen by their administrator; accounts by a regulator or a governor.
+pub(crate) fn set_frozen(ctx: &mut Ctx<'_, '_>, target: FreezeTarget, frozen: bool) -> Step<()> {
+    match target {
+        FreezeTarget::Asset(asset) => {
+            let mut asset = administered_asset(ctx, asset)?;
+            if asset.frozen == frozen {
+                return Err(RejectionCode::InvalidOperation.into());
+            }
+            asset.frozen = frozen;
+            ctx.write(StateKey::Asset(asset.id), StateValue::Asset(asset));
+        }
+        FreezeTarget::Account(account) => {
+            let submitter = ctx.party(ctx.submitter)?;
+            if !submitter.roles.contains(Role::Regulator)
+                && !submitter.roles.contains(Role::NetworkGovernor)
+            {
+                return Err(RejectionCode::NotAuthorized.into());
+            }
+            let mut account = ctx.account(account)?;
+            if account.frozen == frozen {
+                return Err(RejectionCode::InvalidOperation.into());
+            }
+            account.frozen = frozen;
+            ctx.write(StateKey::Account(account.id), StateValue::Account(account));
+        }
+    }
+    Ok(())
+}
+
+/// The owner encumbers available units in favour of a beneficiary; the lien's id is this
+/// transaction's id.
+pub(crate) fn encumber(ctx: &mut Ctx<'_, '_>, op: &Encumber) -> Step<()> {
+    if op.quantity == 0 {
+        return Err(RejectionCode::InvalidQuantity.into());
+    }
+    let account = ctx.account(op.account)?;
+    ctx.require_signer(account.owner)?;
+    if account.frozen {
+        return Err(RejectionCode::AccountFrozen.into());
+    }
+    if ctx.asset(op.asset)?.frozen {
+        return Err(RejectionCode::AssetFrozen.into());
+    }
+    ctx.party(op.beneficiary)?;
+    let mut balance = ctx.balance(op.account, op.asset)?;
+    balance.available = balance
+        .available
+        .checked_sub(op.quantity)
+        .ok_or(RejectionCode::InsufficientBalance)?;
+    balance.encumbered += op.quantity;
+    ctx.put_balance(op.account, op.asset, balance);
+    let lien = Lien {
+        beneficiary: op.beneficiary,
+        quantity: op.quantity,
+    };
+    ctx.write(
+        StateKey::Lien(op.account, op.asset, ctx.tx_id),
+        StateValue::Lien(lien),
+    );
+    Ok(())
+}
+
+/// The beneficiary releases some or all of a lien back to the owner's available units.
+pub(crate) fn release(ctx: &mut Ctx<'_, '_>, op: &Release) -> Step<()> {
+    if op.quantity == 0 {
+        return Err(RejectionCode::InvalidQuantity.into());
+    }
+    let mut lien = ctx.lien(op.account, op.asset, op.lien)?;
+    ctx.require_signer(lien.beneficiary)?;
+    lien.quantity = lien
+        .quantity
+        .checked_sub(op.quantity)
+        .ok_or(RejectionCode::InsufficientBalance)?;
+    let key = StateKey::Lien(op.account, op.asset, op.lien);
+    if lien.quantity == 0 {
+        ctx.delete(key);
+    } else {
+        ctx.write(key, StateValue::Lien(lien));
+    }
+    let mut balance = ctx.balance(op.account, op.asset)?;
+    balance.encumbered = balance
+        .encumbered
+        .checked_sub(op.quantity)
+        .expect("a lien never exceeds its balance's encumbered units");
+    balance.available += op.quantity;
+    ctx.put_balance(op.account, op.asset, balance);
+    Ok(())
+}
