@@ -10,6 +10,7 @@ pub mod invariants;
 pub mod key;
 pub mod memory;
 mod modules;
+pub mod workload;
 
 pub use execute::{
     BlockEffects, BlockInput, SUPPLY_MAX, Snapshot, TxOutcome, WriteSet, execute, read_set,
@@ -17,3 +18,4 @@ pub use execute::{
 pub use genesis::{Genesis, GenesisError, genesis_writes};
 pub use key::{Chain, Parameters, ReplayRecord, StateKey, StateValue};
 pub use memory::{MemoryLedger, execute_with};
+pub use workload::Workload;

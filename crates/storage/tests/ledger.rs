@@ -1,0 +1,140 @@
+//! The QMDB-backed ledger against the in-memory reference ledger, its proofs, and its reopening,
+//! on Commonware's deterministic runtime.
+
+use commonware_parallel::Sequential;
+use commonware_runtime::{Runner as _, Supervisor as _, deterministic};
+use kessai_state::{MemoryLedger, StateKey, StateValue, Workload};
+use kessai_storage::{Ledger, StoreConfig, decode_proof, encode_proof, verify_proof};
+use kessai_types::{Balance, verify_transactions};
+
+const GENESIS_MS: u64 = 1_700_000_000_000;
+
+#[test]
+fn qmdb_ledger_matches_reference_and_survives_reopen() {
+    deterministic::Runner::seeded(7).start(|context| async move {
+        let workload = Workload::new(300, 7, GENESIS_MS);
+        let config = StoreConfig::default();
+        let mut ledger = Ledger::open(context.child("first"), &config, &workload.genesis)
+            .await
+            .unwrap();
+        let mut reference = MemoryLedger::new(&workload.genesis).unwrap();
+        let genesis_root = ledger.state_root();
+        let mut roots = vec![genesis_root];
+        for height in 1..=20u64 {
+            let time_ms = GENESIS_MS + height * 1_000;
+            let mut transactions = workload.transfers(height, 150, time_ms + 60_000, 5);
+            // Replays of the previous block's transactions: all duplicates.
+            if height > 1 {
+                transactions.extend(workload.transfers(
+                    height - 1,
+                    10,
+                    GENESIS_MS + (height - 1) * 1_000 + 60_000,
+                    5,
+                ));
+            }
+            let verified = verify_transactions(transactions, &Sequential);
+            let applied = ledger.apply_block(time_ms, &verified).await.unwrap();
+            let expected = reference.apply(time_ms, &verified);
+            assert_eq!(
+                applied.outcomes, expected,
+                "block {height}: outcomes differ from the reference"
+            );
+            assert_eq!(applied.height, height);
+            assert!(
+                !roots.contains(&applied.state_root),
+                "block {height}: the root must change"
+            );
+            roots.push(applied.state_root);
+            reference.audit();
+        }
+        for account in workload.accounts() {
+            let key = StateKey::Balance(*account, workload.asset);
+            let stored = ledger.get(&key).await.unwrap();
+            assert_eq!(stored.as_ref(), reference.get(&key), "balance of {account}");
+        }
+        let root = ledger.state_root();
+        ledger.close().await.unwrap();
+
+        // Reopen: same height, same root, and it goes on producing the same roots as the reference.
+        let mut reopened = Ledger::open(context.child("second"), &config, &workload.genesis)
+            .await
+            .unwrap();
+        assert_eq!(reopened.height(), 20);
+        assert_eq!(reopened.state_root(), root);
+        let time_ms = GENESIS_MS + 21_000;
+        let verified =
+            verify_transactions(workload.transfers(21, 50, time_ms + 60_000, 0), &Sequential);
+        let applied = reopened.apply_block(time_ms, &verified).await.unwrap();
+        assert_eq!(applied.outcomes, reference.apply(time_ms, &verified));
+    });
+}
+
+#[test]
+fn balance_proofs_verify_against_the_root_only() {
+    deterministic::Runner::seeded(11).start(|context| async move {
+        let workload = Workload::new(50, 3, GENESIS_MS);
+        let mut ledger = Ledger::open(
+            context.child("ledger"),
+            &StoreConfig::default(),
+            &workload.genesis,
+        )
+        .await
+        .unwrap();
+        let time_ms = GENESIS_MS + 1_000;
+        let verified =
+            verify_transactions(workload.transfers(1, 40, time_ms + 60_000, 0), &Sequential);
+        ledger.apply_block(time_ms, &verified).await.unwrap();
+        let root = ledger.state_root();
+
+        let key = StateKey::Balance(workload.accounts()[3], workload.asset);
+        let (value, proof) = ledger
+            .prove(&key)
+            .await
+            .unwrap()
+            .expect("the account holds a balance");
+        assert!(verify_proof(&root, &key, &value, &proof));
+
+        // The proof survives transport.
+        let decoded = decode_proof(&encode_proof(&proof)).unwrap();
+        assert!(verify_proof(&root, &key, &value, &decoded));
+
+        // A different balance, key or root does not verify.
+        let StateValue::Balance(balance) = value else {
+            panic!("not a balance: {value:?}")
+        };
+        let inflated = StateValue::Balance(Balance {
+            available: balance.available + 1,
+            ..balance
+        });
+        assert!(!verify_proof(&root, &key, &inflated, &proof));
+        let other_key = StateKey::Balance(workload.accounts()[4], workload.asset);
+        assert!(!verify_proof(&root, &other_key, &value, &proof));
+        let mut other_root = root;
+        other_root.0[0] ^= 1;
+        assert!(!verify_proof(&other_root, &key, &value, &proof));
+
+        // After the next block the old proof no longer proves the current state.
+        let time_ms = GENESIS_MS + 2_000;
+        let verified =
+            verify_transactions(workload.transfers(2, 40, time_ms + 60_000, 0), &Sequential);
+        ledger.apply_block(time_ms, &verified).await.unwrap();
+        assert!(!verify_proof(&ledger.state_root(), &key, &value, &proof));
+
+        // Garbage never panics the decoder.
+        let bytes = encode_proof(&proof);
+        for cut in 0..bytes.len() {
+            let _ = decode_proof(&bytes[..cut]);
+        }
+        assert!(decode_proof(&[0xff; 64]).is_err());
+        assert!(
+            ledger
+                .prove(&StateKey::Balance(
+                    workload.accounts()[0],
+                    "USD".parse().unwrap()
+                ))
+                .await
+                .unwrap()
+                .is_none()
+        );
+    });
+}
