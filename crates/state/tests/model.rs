@@ -294,6 +294,14 @@ fn leg((source, target, asset, quantity): (usize, usize, usize, u128)) -> Leg {
     }
 }
 
+fn supply_change(asset: usize, account: usize, quantity: u128) -> SupplyChange {
+    SupplyChange {
+        asset: ASSETS[asset].parse().unwrap(),
+        account: ACCOUNTS[account].parse().unwrap(),
+        quantity,
+    }
+}
+
 fn run(blocks: Vec<Vec<Step>>) {
     let (genesis, mut model) = genesis();
     let mut ledger = MemoryLedger::new(&genesis).unwrap();
@@ -329,20 +337,12 @@ fn run(blocks: Vec<Vec<Step>>) {
                             asset,
                             account,
                             quantity,
-                        } => Operation::Issue(SupplyChange {
-                            asset: ASSETS[*asset].parse().unwrap(),
-                            account: ACCOUNTS[*account].parse().unwrap(),
-                            quantity: *quantity,
-                        }),
+                        } => Operation::Issue(supply_change(*asset, *account, *quantity)),
                         Op::Redeem {
                             asset,
                             account,
                             quantity,
-                        } => Operation::Redeem(SupplyChange {
-                            asset: ASSETS[*asset].parse().unwrap(),
-                            account: ACCOUNTS[*account].parse().unwrap(),
-                            quantity: *quantity,
-                        }),
+                        } => Operation::Redeem(supply_change(*asset, *account, *quantity)),
                         Op::Encumber {
                             account,
                             asset,

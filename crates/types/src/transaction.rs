@@ -287,16 +287,19 @@ impl EncodeSize for Transaction {
 impl Read for Transaction {
     type Cfg = ();
     fn read_cfg(buf: &mut impl Buf, _: &()) -> Result<Self, Error> {
-        if buf.remaining() > TRANSACTION_BYTES_MAX {
+        // Field bounds cap what decoding allocates; the byte limit applies to this transaction
+        // alone, not to the rest of the buffer (a block holds many transactions).
+        let transaction = Transaction {
+            body: TxBody::read(buf)?,
+            endorsements: read_seq(buf, SIGNATURES_MAX)?,
+        };
+        if transaction.encode_size() > TRANSACTION_BYTES_MAX {
             return Err(Error::Invalid(
                 "Transaction",
                 "longer than the transaction byte limit",
             ));
         }
-        Ok(Transaction {
-            body: TxBody::read(buf)?,
-            endorsements: read_seq(buf, SIGNATURES_MAX)?,
-        })
+        Ok(transaction)
     }
 }
 

@@ -240,3 +240,41 @@ fn encoding_is_pinned() {
 const PINNED_BODY: &str = "000000010642414e4b2d4130313233343536373839616263646566010000018bcfe65260080842414e4b2d412f310842414e4b2d422f310c4a50313130333535314e423600000000000000000000000002faf080";
 const PINNED_ID: &str = "42651a06f87cb4a407d6e92605fb18dacc0f65a023a8afa18777fa7f68c5d1c2";
 const PINNED_LENGTH: usize = 190;
+
+/// A block holds many transactions in one buffer: each decodes in turn, leaving the rest.
+#[test]
+fn transactions_decode_one_after_another_from_a_shared_buffer() {
+    use commonware_codec::{ReadExt, Write};
+    let key = PrivateKey::from_seed(1);
+    let transactions: Vec<Transaction> = (0..3u64)
+        .map(|index| {
+            let body = TxBody {
+                network: 1,
+                submitter: "A".parse().unwrap(),
+                unique_id: UniqueId([index as u8; 16]),
+                expiry: Expiry::Height(index),
+                operation: Operation::Bundle(Bundle {
+                    legs: vec![
+                        Leg {
+                            source: "A/1".parse().unwrap(),
+                            target: "B/1".parse().unwrap(),
+                            asset: "X".parse().unwrap(),
+                            quantity: 1
+                        };
+                        1000
+                    ],
+                }),
+            };
+            Transaction::sign(body, &[("A".parse().unwrap(), &key)])
+        })
+        .collect();
+    let mut buffer = bytes::BytesMut::new();
+    for transaction in &transactions {
+        transaction.write(&mut buffer);
+    }
+    let mut buffer = buffer.freeze();
+    for transaction in &transactions {
+        assert_eq!(&Transaction::read(&mut buffer).unwrap(), transaction);
+    }
+    assert!(buffer.is_empty());
+}

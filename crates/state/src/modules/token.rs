@@ -5,8 +5,8 @@ use crate::{
     key::{StateKey, StateValue},
 };
 use kessai_types::{
-    Asset, DefineAsset, Encumber, FreezeTarget, Leg, Lien, Rejection, RejectionCode, Release, Role,
-    SupplyChange,
+    Account, Asset, DefineAsset, Encumber, FreezeTarget, Leg, Lien, Rejection, RejectionCode,
+    Release, Role, SupplyChange,
 };
 
 pub(crate) fn define_asset(ctx: &mut Ctx<'_, '_>, op: &DefineAsset) -> Step<()> {
@@ -41,11 +41,7 @@ fn administered_asset(ctx: &mut Ctx<'_, '_>, asset: kessai_types::AssetId) -> St
 }
 
 /// The account may receive the asset: not frozen, and its owner attested if the asset requires it.
-fn check_receiver(
-    ctx: &mut Ctx<'_, '_>,
-    account: &kessai_types::Account,
-    asset: &Asset,
-) -> Step<()> {
+fn check_receiver(ctx: &mut Ctx<'_, '_>, account: &Account, asset: &Asset) -> Step<()> {
     if account.frozen {
         return Err(RejectionCode::AccountFrozen.into());
     }
@@ -55,15 +51,21 @@ fn check_receiver(
     Ok(())
 }
 
-pub(crate) fn issue(ctx: &mut Ctx<'_, '_>, op: &SupplyChange) -> Step<()> {
+/// What issuing and redeeming both check: a positive quantity, the administrator's signature, an
+/// asset that is not frozen, and a known account.
+fn supply_change(ctx: &mut Ctx<'_, '_>, op: &SupplyChange) -> Step<(Asset, Account)> {
     if op.quantity == 0 {
         return Err(RejectionCode::InvalidQuantity.into());
     }
-    let mut asset = administered_asset(ctx, op.asset)?;
+    let asset = administered_asset(ctx, op.asset)?;
     if asset.frozen {
         return Err(RejectionCode::AssetFrozen.into());
     }
-    let account = ctx.account(op.account)?;
+    Ok((asset, ctx.account(op.account)?))
+}
+
+pub(crate) fn issue(ctx: &mut Ctx<'_, '_>, op: &SupplyChange) -> Step<()> {
+    let (mut asset, account) = supply_change(ctx, op)?;
     check_receiver(ctx, &account, &asset)?;
     asset.supply = asset
         .supply
@@ -79,14 +81,7 @@ pub(crate) fn issue(ctx: &mut Ctx<'_, '_>, op: &SupplyChange) -> Step<()> {
 
 /// Redemption moves value out of the account, so its owner signs as well as the administrator.
 pub(crate) fn redeem(ctx: &mut Ctx<'_, '_>, op: &SupplyChange) -> Step<()> {
-    if op.quantity == 0 {
-        return Err(RejectionCode::InvalidQuantity.into());
-    }
-    let mut asset = administered_asset(ctx, op.asset)?;
-    if asset.frozen {
-        return Err(RejectionCode::AssetFrozen.into());
-    }
-    let account = ctx.account(op.account)?;
+    let (mut asset, account) = supply_change(ctx, op)?;
     ctx.require_signer(account.owner)?;
     if account.frozen {
         return Err(RejectionCode::AccountFrozen.into());
