@@ -17,7 +17,7 @@ use kessai_types::{
     Account, AccountId, Asset, AssetId, Balance, Expiry, Lien, Operation, Party, PartyId, Quantity,
     Rejection, RejectionCode, Role, TxId, UniqueId, VerifiedTransaction,
 };
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 /// The largest supply of any asset. Far beyond any real asset, it keeps every sum and difference
 /// of balances exact in 128-bit arithmetic.
@@ -29,12 +29,18 @@ pub const SUPPLY_MAX: Quantity = 10u128.pow(30);
 pub const PRUNE_ENTRIES_PER_BLOCK_MAX: u32 = 64;
 /// The most empty expiry buckets skipped in one block (after a long pause in block production).
 pub const PRUNE_BUCKETS_PER_BLOCK_MAX: u32 = 256;
+/// The most replay records pruned in one block (checked before each entry list, so one list of
+/// at most a block's transactions may go beyond it).
+pub const PRUNE_RECORDS_PER_BLOCK_MAX: usize = 50_000;
 
 /// Values read from storage for one block: `None` records that a key is known to be absent.
 #[derive(Default, Debug)]
 pub struct Snapshot(HashMap<StateKey, Option<StateValue>>);
 
 impl Snapshot {
+    pub fn with_capacity(capacity: usize) -> Self {
+        Snapshot(HashMap::with_capacity(capacity))
+    }
     pub fn insert(&mut self, key: StateKey, value: Option<StateValue>) {
         self.0.insert(key, value);
     }
@@ -101,16 +107,19 @@ struct BlockState<'a> {
 
 impl<'a> BlockState<'a> {
     fn read(&mut self, key: &StateKey) -> Step<Option<StateValue>> {
+        self.peek(key).ok_or(Halt::Missing)
+    }
+
+    /// Like `read`, but a missing key is recorded and reported as `None` instead of halting.
+    fn peek(&mut self, key: &StateKey) -> Option<Option<StateValue>> {
         if let Some(value) = self.writes.get(key) {
-            return Ok(value.clone());
+            return Some(value.clone());
         }
-        match self.snapshot.get(key) {
-            Some(value) => Ok(value.clone()),
-            None => {
-                self.missing.insert(*key);
-                Err(Halt::Missing)
-            }
+        let value = self.snapshot.get(key).cloned();
+        if value.is_none() {
+            self.missing.insert(*key);
         }
+        value
     }
 }
 
@@ -300,27 +309,34 @@ fn static_keys(transaction: &VerifiedTransaction, keys: &mut Vec<StateKey>) {
     }
 }
 
-/// The keys `block` will read that `snapshot` does not hold yet. Call until it returns nothing
-/// (usually twice: the second round adds the owners of the accounts found in the first).
+/// The keys `block` reads whatever the state holds, less those `snapshot` has. Fetch them, then
+/// the [`owners_of`] the accounts among them, then [`execute`].
 pub fn read_set(block: &BlockInput<'_>, snapshot: &Snapshot) -> Vec<StateKey> {
     let mut keys = vec![StateKey::Parameters, StateKey::Chain];
     for transaction in block.transactions {
         static_keys(transaction, &mut keys);
     }
-    let mut derived = Vec::new();
-    for key in &keys {
+    // Fetch order does not matter: only deduplicate.
+    let mut seen = HashSet::with_capacity(keys.len());
+    keys.retain(|key| !snapshot.contains(key) && seen.insert(*key));
+    keys
+}
+
+/// The owners of the accounts among `keys` (as fetched into `snapshot`) that `snapshot` lacks:
+/// the parties a block reads through its accounts (real-name checks).
+pub fn owners_of(keys: &[StateKey], snapshot: &Snapshot) -> Vec<StateKey> {
+    let mut owners = HashSet::new();
+    for key in keys {
         if let (StateKey::Account(_), Some(Some(StateValue::Account(account)))) =
             (key, snapshot.get(key))
         {
-            derived.push(StateKey::Party(account.owner));
+            let owner = StateKey::Party(account.owner);
+            if !snapshot.contains(&owner) {
+                owners.insert(owner);
+            }
         }
     }
-    keys.extend(derived);
-    let unique: BTreeSet<StateKey> = keys
-        .into_iter()
-        .filter(|key| !snapshot.contains(key))
-        .collect();
-    unique.into_iter().collect()
+    owners.into_iter().collect()
 }
 
 /// Apply `block` to the state in `snapshot`. `Err` lists keys to fetch before executing again.
@@ -505,13 +521,39 @@ fn authenticate(ctx: &mut Ctx<'_, '_>, transaction: &VerifiedTransaction) -> Ste
 }
 
 /// Delete replay records whose expiry has passed, a bounded amount per block.
+///
+/// A dry run over a copy of the cursors first names every bucket header and entry list the walk
+/// may read, so that they are fetched together (a round for the headers, one for the lists)
+/// rather than one execution round per list.
 fn prune_expired(
     state: &mut BlockState<'_>,
     chain: &mut Chain,
     block: &BlockInput<'_>,
 ) -> Step<()> {
-    let mut entries_budget = PRUNE_ENTRIES_PER_BLOCK_MAX;
+    let mut plan = *chain;
+    if !prune_walk(state, &mut plan, block, false) {
+        return Err(Halt::Missing);
+    }
+    if prune_walk(state, chain, block, true) {
+        Ok(())
+    } else {
+        Err(Halt::Missing)
+    }
+}
+
+/// Walk the expired buckets from the cursors. With `apply`, delete what the walk passes and
+/// advance the cursors; without it, only record missing keys (treating an unknown header or list
+/// as empty, so the walk reaches as far as it could). Returns whether every key was present.
+fn prune_walk(
+    state: &mut BlockState<'_>,
+    chain: &mut Chain,
+    block: &BlockInput<'_>,
+    apply: bool,
+) -> bool {
+    let mut complete = true;
+    let mut lists_budget = PRUNE_ENTRIES_PER_BLOCK_MAX;
     let mut buckets_budget = PRUNE_BUCKETS_PER_BLOCK_MAX;
+    let mut records_budget = PRUNE_RECORDS_PER_BLOCK_MAX;
     // A bucket is wholly expired once every expiry in it is below the block's height or time.
     for (clock, cursor, limit) in [
         (
@@ -525,31 +567,42 @@ fn prune_expired(
             block.time_ms / TIME_BUCKET_MS,
         ),
     ] {
-        while cursor.bucket < limit && entries_budget > 0 && buckets_budget > 0 {
+        while cursor.bucket < limit && lists_budget > 0 && buckets_budget > 0 && records_budget > 0
+        {
             let bucket = Bucket {
                 clock,
                 index: cursor.bucket,
             };
-            let count = match state.read(&StateKey::ExpiryBucket(bucket))? {
-                Some(StateValue::ExpiryBucket(count)) => count,
-                None => 0,
-                Some(other) => panic!("corrupt state: expiry bucket holds {other:?}"),
+            let count = match state.peek(&StateKey::ExpiryBucket(bucket)) {
+                Some(Some(StateValue::ExpiryBucket(count))) => count,
+                Some(None) => 0,
+                Some(Some(other)) => panic!("corrupt state: expiry bucket holds {other:?}"),
+                None => {
+                    complete = false;
+                    0
+                }
             };
             if cursor.entries < count {
                 let key = StateKey::ExpiryEntries(bucket, cursor.entries);
-                let Some(StateValue::ExpiryEntries(entries)) = state.read(&key)? else {
-                    panic!("corrupt state: {key:?} is missing below its bucket's count");
-                };
-                for (party, unique_id) in entries.0 {
-                    state
-                        .writes
-                        .insert(StateKey::Replay(party, unique_id), None);
+                match state.peek(&key) {
+                    Some(Some(StateValue::ExpiryEntries(entries))) => {
+                        records_budget = records_budget.saturating_sub(entries.0.len());
+                        if apply {
+                            for (party, unique_id) in entries.0 {
+                                state
+                                    .writes
+                                    .insert(StateKey::Replay(party, unique_id), None);
+                            }
+                            state.writes.insert(key, None);
+                        }
+                    }
+                    Some(_) => panic!("corrupt state: {key:?} is missing below its bucket's count"),
+                    None => complete = false,
                 }
-                state.writes.insert(key, None);
                 cursor.entries += 1;
-                entries_budget -= 1;
+                lists_budget -= 1;
             } else {
-                if count > 0 {
+                if count > 0 && apply {
                     state.writes.insert(StateKey::ExpiryBucket(bucket), None);
                 }
                 cursor.bucket += 1;
@@ -558,5 +611,5 @@ fn prune_expired(
             }
         }
     }
-    Ok(())
+    complete
 }

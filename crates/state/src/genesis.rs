@@ -66,19 +66,19 @@ pub fn genesis_writes(genesis: &Genesis) -> Result<WriteSet, GenesisError> {
             StateValue::Party(party.clone()),
         )?;
     }
-    let known = |records: &BTreeMap<StateKey, StateValue>, key: StateKey, by: String| {
-        if records.contains_key(&key) {
-            Ok(())
-        } else {
-            Err(GenesisError::Unknown(by, format!("{key:?}")))
-        }
-    };
+    // `by` names the referring record; it is only formatted when the reference is broken.
+    let known =
+        |records: &BTreeMap<StateKey, StateValue>, key: StateKey, by: &dyn Fn() -> String| {
+            if records.contains_key(&key) {
+                Ok(())
+            } else {
+                Err(GenesisError::Unknown(by(), format!("{key:?}")))
+            }
+        };
     for asset in &genesis.assets {
-        known(
-            &records,
-            StateKey::Party(asset.administrator),
-            format!("asset {}", asset.id),
-        )?;
+        known(&records, StateKey::Party(asset.administrator), &|| {
+            format!("asset {}", asset.id)
+        })?;
         insert(
             &mut records,
             StateKey::Asset(asset.id),
@@ -89,11 +89,9 @@ pub fn genesis_writes(genesis: &Genesis) -> Result<WriteSet, GenesisError> {
         )?;
     }
     for account in &genesis.accounts {
-        known(
-            &records,
-            StateKey::Party(account.owner),
-            format!("account {}", account.id),
-        )?;
+        known(&records, StateKey::Party(account.owner), &|| {
+            format!("account {}", account.id)
+        })?;
         insert(
             &mut records,
             StateKey::Account(account.id),
@@ -101,11 +99,11 @@ pub fn genesis_writes(genesis: &Genesis) -> Result<WriteSet, GenesisError> {
         )?;
     }
     for (account, asset, quantity) in &genesis.balances {
-        let by = format!("balance of {account} in {asset}");
-        known(&records, StateKey::Account(*account), by.clone())?;
+        let by = || format!("balance of {account} in {asset}");
+        known(&records, StateKey::Account(*account), &by)?;
         let Some(StateValue::Asset(mut record)) = records.get(&StateKey::Asset(*asset)).cloned()
         else {
-            return Err(GenesisError::Unknown(by, format!("asset {asset}")));
+            return Err(GenesisError::Unknown(by(), format!("asset {asset}")));
         };
         record.supply = record
             .supply

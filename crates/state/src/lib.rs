@@ -13,7 +13,8 @@ mod modules;
 pub mod workload;
 
 pub use execute::{
-    BlockEffects, BlockInput, SUPPLY_MAX, Snapshot, TxOutcome, WriteSet, execute, read_set,
+    BlockEffects, BlockInput, SUPPLY_MAX, Snapshot, TxOutcome, WriteSet, execute, owners_of,
+    read_set,
 };
 pub use genesis::{Genesis, GenesisError, genesis_writes};
 pub use key::{Chain, Parameters, ReplayRecord, StateKey, StateValue};

@@ -2,7 +2,7 @@
 //! execution benchmark; storage drives the same executor over QMDB.
 
 use crate::{
-    execute::{BlockEffects, BlockInput, Snapshot, TxOutcome, execute, read_set},
+    execute::{BlockEffects, BlockInput, Snapshot, TxOutcome, execute, owners_of, read_set},
     genesis::{Genesis, GenesisError, genesis_writes},
     key::{ReplayRecord, StateKey, StateValue},
 };
@@ -13,33 +13,32 @@ use std::collections::HashMap;
 pub struct MemoryLedger {
     records: HashMap<StateKey, StateValue>,
     height: u64,
+    last_rounds: usize,
 }
 
 /// Run the executor to completion over `fetch`, which returns the value of each key it is given.
+/// Returns the effects and how many times the block was executed (1 unless expiry pruning needed
+/// keys no one could predict).
 pub fn execute_with(
     block: &BlockInput<'_>,
     mut fetch: impl FnMut(&StateKey) -> Option<StateValue>,
-) -> BlockEffects {
-    let mut snapshot = Snapshot::default();
-    loop {
-        let keys = read_set(block, &snapshot);
-        if keys.is_empty() {
-            break;
-        }
+) -> (BlockEffects, usize) {
+    let mut keys = read_set(block, &Snapshot::default());
+    let mut snapshot = Snapshot::with_capacity(keys.len() * 2);
+    for key in &keys {
+        snapshot.insert(*key, fetch(key));
+    }
+    keys = owners_of(&keys, &snapshot);
+    for rounds in 1.. {
         for key in keys {
             snapshot.insert(key, fetch(&key));
         }
-    }
-    loop {
         match execute(block, &snapshot) {
-            Ok(effects) => return effects,
-            Err(missing) => {
-                for key in missing {
-                    snapshot.insert(key, fetch(&key));
-                }
-            }
+            Ok(effects) => return (effects, rounds),
+            Err(missing) => keys = missing,
         }
     }
+    unreachable!("the loop returns")
 }
 
 impl MemoryLedger {
@@ -48,11 +47,20 @@ impl MemoryLedger {
             .into_iter()
             .map(|(key, value)| (key, value.expect("genesis only inserts")))
             .collect();
-        Ok(MemoryLedger { records, height: 0 })
+        Ok(MemoryLedger {
+            records,
+            height: 0,
+            last_rounds: 0,
+        })
     }
 
     pub fn height(&self) -> u64 {
         self.height
+    }
+
+    /// How many times the last block was executed before all its reads were fetched.
+    pub fn last_rounds(&self) -> usize {
+        self.last_rounds
     }
 
     /// Apply the next block and return its outcomes.
@@ -62,7 +70,8 @@ impl MemoryLedger {
             time_ms,
             transactions,
         };
-        let effects = execute_with(&block, |key| self.records.get(key).cloned());
+        let (effects, rounds) = execute_with(&block, |key| self.records.get(key).cloned());
+        self.last_rounds = rounds;
         for (key, value) in effects.writes {
             match value {
                 Some(value) => self.records.insert(key, value),

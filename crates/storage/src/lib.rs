@@ -45,7 +45,8 @@ pub type StateProof = KeyValueProof<mmr::Family, Digest, CHUNK_BYTES>;
 pub struct StoreConfig {
     /// Prefix of every storage partition (directory) of this ledger.
     pub partition_prefix: String,
-    /// Pages of 4 KiB kept in the read cache.
+    /// Pages of 4 KiB kept in the read cache (default 256 MiB). Reads that miss it go to disk
+    /// directly, bypassing the operating system's cache: size it to the working set.
     pub page_cache_pages: NonZeroUsize,
 }
 
@@ -53,7 +54,7 @@ impl Default for StoreConfig {
     fn default() -> Self {
         StoreConfig {
             partition_prefix: "kessai-state".into(),
-            page_cache_pages: NZUsize!(16_384),
+            page_cache_pages: NZUsize!(65_536),
         }
     }
 }
@@ -195,7 +196,14 @@ impl<E: commonware_storage::Context + Spawner> Ledger<E> {
         bytes.map(|bytes| decode_record(&bytes)).transpose()
     }
 
-    async fn fetch(&self, keys: &[StateKey]) -> Result<Vec<Option<StateValue>>, StorageError> {
+    async fn fetch_into(
+        &self,
+        keys: &[StateKey],
+        snapshot: &mut kessai_state::Snapshot,
+    ) -> Result<(), StorageError> {
+        if keys.is_empty() {
+            return Ok(());
+        }
         let digests: Vec<Digest> = keys.iter().map(digest_of).collect();
         let references: Vec<&Digest> = digests.iter().collect();
         let values = self
@@ -203,10 +211,10 @@ impl<E: commonware_storage::Context + Spawner> Ledger<E> {
             .get_many(&references)
             .await
             .map_err(database_error)?;
-        values
-            .into_iter()
-            .map(|bytes| bytes.map(|bytes| decode_record(&bytes)).transpose())
-            .collect()
+        for (key, bytes) in keys.iter().zip(values) {
+            snapshot.insert(*key, bytes.map(|bytes| decode_record(&bytes)).transpose()?);
+        }
+        Ok(())
     }
 
     /// Execute the next block and commit it durably; returns only once the commit is on disk.
@@ -220,21 +228,15 @@ impl<E: commonware_storage::Context + Spawner> Ledger<E> {
             time_ms,
             transactions,
         };
-        let mut snapshot = kessai_state::Snapshot::default();
-        // Fetch the block's read set in grouped rounds, then execute; if execution finds a key
-        // it could not predict (expiry pruning), fetch it and execute again.
-        let mut keys = kessai_state::read_set(&block, &snapshot);
+        // Fetch the block's read set in grouped rounds (its keys, then the owners of its
+        // accounts), then execute; if execution finds a key it could not predict (expiry
+        // pruning), fetch it and execute again.
+        let mut keys = kessai_state::read_set(&block, &kessai_state::Snapshot::default());
+        let mut snapshot = kessai_state::Snapshot::with_capacity(keys.len() * 2);
+        self.fetch_into(&keys, &mut snapshot).await?;
+        keys = kessai_state::owners_of(&keys, &snapshot);
         let effects = loop {
-            if !keys.is_empty() {
-                let values = self.fetch(&keys).await?;
-                for (key, value) in keys.into_iter().zip(values) {
-                    snapshot.insert(key, value);
-                }
-                keys = kessai_state::read_set(&block, &snapshot);
-                if !keys.is_empty() {
-                    continue;
-                }
-            }
+            self.fetch_into(&keys, &mut snapshot).await?;
             match kessai_state::execute(&block, &snapshot) {
                 Ok(effects) => break effects,
                 Err(missing) => keys = missing,
