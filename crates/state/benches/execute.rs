@@ -15,34 +15,17 @@ use kessai_types::{VerifiedTransaction, verify_transactions};
 use std::time::{Duration, Instant};
 
 const GENESIS_MS: u64 = 1_700_000_000_000;
-/// Block `n` is at `GENESIS_MS + n * BLOCK_INTERVAL_MS`.
-const BLOCK_INTERVAL_MS: u64 = 1_000;
-/// Transactions expire this long after their block (well within the expiry horizon).
-const EXPIRY_MS: u64 = 60_000;
 const OWNERS: usize = 1_000;
 const BLOCK_SIZES: [usize; 2] = [1_000, 10_000];
 
-/// The number of accounts: `KESSAI_BENCH_ACCOUNTS`, or a million.
-fn accounts() -> usize {
-    match std::env::var("KESSAI_BENCH_ACCOUNTS") {
-        Ok(value) => value
-            .replace('_', "")
-            .parse()
-            .expect("KESSAI_BENCH_ACCOUNTS must be a number of accounts"),
-        Err(_) => 1_000_000,
-    }
-}
-
 /// The time and verified transfers of the block after `height`.
 fn next_block(workload: &Workload, height: u64, size: usize) -> (u64, Vec<VerifiedTransaction>) {
-    let next = height + 1;
-    let time_ms = GENESIS_MS + next * BLOCK_INTERVAL_MS;
-    let transactions = workload.transfers(next, size, time_ms + EXPIRY_MS, 0);
+    let (time_ms, transactions) = workload.block(height + 1, size, 0);
     (time_ms, verify_transactions(transactions, &Sequential))
 }
 
 fn apply_block(c: &mut Criterion) {
-    let accounts = accounts();
+    let accounts = kessai_state::workload::accounts_from_env(1_000_000);
     let started = Instant::now();
     let workload = Workload::new(accounts, OWNERS, GENESIS_MS);
     let built = started.elapsed();

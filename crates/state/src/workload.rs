@@ -11,6 +11,21 @@ use kessai_types::{
 
 /// The opening balance of every workload account, in minor units.
 pub const OPENING_BALANCE: u128 = 1_000_000_000;
+/// Workload block `n` is `n` times this after genesis.
+pub const BLOCK_INTERVAL_MS: u64 = 1_000;
+/// Workload transactions expire this long after their block.
+pub const EXPIRY_AFTER_MS: u64 = 60_000;
+
+/// The number of accounts a benchmark uses: `KESSAI_BENCH_ACCOUNTS`, or `default`.
+pub fn accounts_from_env(default: usize) -> usize {
+    match std::env::var("KESSAI_BENCH_ACCOUNTS") {
+        Ok(value) => value
+            .replace('_', "")
+            .parse()
+            .expect("KESSAI_BENCH_ACCOUNTS must be a number of accounts"),
+        Err(_) => default,
+    }
+}
 
 /// A population of funded accounts and the keys of their owners.
 pub struct Workload {
@@ -135,6 +150,16 @@ impl Workload {
                 Transaction::sign(body, &[(*owner, key)])
             })
             .collect()
+    }
+
+    /// Block `height`: its time ([`BLOCK_INTERVAL_MS`] apart) and `size` transfers expiring
+    /// [`EXPIRY_AFTER_MS`] later, fixed by the height (see [`Self::transfers`]).
+    pub fn block(&self, height: u64, size: usize, failing_every: usize) -> (u64, Vec<Transaction>) {
+        let time_ms = self.genesis.time_ms + height * BLOCK_INTERVAL_MS;
+        (
+            time_ms,
+            self.transfers(height, size, time_ms + EXPIRY_AFTER_MS, failing_every),
+        )
     }
 
     pub fn accounts(&self) -> &[AccountId] {

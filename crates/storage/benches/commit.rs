@@ -27,23 +27,8 @@ use std::{
 };
 
 const GENESIS_MS: u64 = 1_700_000_000_000;
-/// Block `n` is at `GENESIS_MS + n * BLOCK_INTERVAL_MS`.
-const BLOCK_INTERVAL_MS: u64 = 1_000;
-/// Transactions expire this long after their block (well within the expiry horizon).
-const EXPIRY_MS: u64 = 60_000;
 const OWNERS: usize = 1_000;
 const BLOCK_SIZES: [usize; 2] = [1_000, 10_000];
-
-/// The number of accounts: `KESSAI_BENCH_ACCOUNTS`, or a million.
-fn accounts() -> usize {
-    match std::env::var("KESSAI_BENCH_ACCOUNTS") {
-        Ok(value) => value
-            .replace('_', "")
-            .parse()
-            .expect("KESSAI_BENCH_ACCOUNTS must be a number of accounts"),
-        Err(_) => 1_000_000,
-    }
-}
 
 /// A block for the ledger's task to apply, and where to send how long `apply_block` took.
 struct Request {
@@ -53,7 +38,7 @@ struct Request {
 }
 
 fn commit_block(c: &mut Criterion) {
-    let accounts = accounts();
+    let accounts = kessai_state::workload::accounts_from_env(1_000_000);
     let started = Instant::now();
     let workload = Workload::new(accounts, OWNERS, GENESIS_MS);
     eprintln!(
@@ -98,11 +83,8 @@ fn commit_block(c: &mut Criterion) {
         let mut height = 0u64;
         let mut apply = |size: usize| -> (Duration, Vec<TxOutcome>) {
             height += 1;
-            let time_ms = GENESIS_MS + height * BLOCK_INTERVAL_MS;
-            let transactions = verify_transactions(
-                workload.transfers(height, size, time_ms + EXPIRY_MS, 0),
-                &Sequential,
-            );
+            let (time_ms, transactions) = workload.block(height, size, 0);
+            let transactions = verify_transactions(transactions, &Sequential);
             let (reply, answer) = sync_mpsc::sync_channel(1);
             requests
                 .unbounded_send(Request {

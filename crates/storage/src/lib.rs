@@ -342,9 +342,5 @@ pub fn crash_block(
     workload: &kessai_state::Workload,
     height: u64,
 ) -> (u64, Vec<kessai_types::Transaction>) {
-    let time_ms = workload.genesis.time_ms + height * 1_000;
-    (
-        time_ms,
-        workload.transfers(height, 200, time_ms + 60_000, 7),
-    )
+    workload.block(height, 200, 7)
 }
