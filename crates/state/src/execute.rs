@@ -50,12 +50,6 @@ impl Snapshot {
     pub fn contains(&self, key: &StateKey) -> bool {
         self.0.contains_key(key)
     }
-    pub fn len(&self) -> usize {
-        self.0.len()
-    }
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
 }
 
 /// A block as the state machine sees it: its position, its time (an input, never a clock

@@ -2,9 +2,14 @@
 
 use crate::{
     execute::{SUPPLY_MAX, WriteSet},
-    key::{Chain, Parameters, PruneCursor, StateKey, StateValue, TIME_BUCKET_MS},
+    key::{
+        Chain, EXPIRY_ENTRIES_MAX, Parameters, PruneCursor, StateKey, StateValue, TIME_BUCKET_MS,
+    },
 };
-use kessai_types::{Account, AccountId, Asset, AssetId, Balance, Party, Quantity, Role};
+use kessai_types::{
+    Account, AccountId, Asset, AssetId, Balance, Party, Quantity, Role,
+    transaction::BUNDLE_LEGS_MAX_ENCODED,
+};
 use std::collections::BTreeMap;
 
 /// Everything the ledger holds at height 0.
@@ -33,6 +38,56 @@ pub enum GenesisError {
     Threshold { threshold: u32, governors: u32 },
     #[error("supply of {0} exceeds the ledger's maximum")]
     SupplyTooLarge(String),
+    #[error("parameter {name} is {value}; it must be between {min} and {max}")]
+    Parameter {
+        name: &'static str,
+        value: u64,
+        min: u64,
+        max: u64,
+    },
+}
+
+/// Check each configurable limit against the hard limit behind it: a bundle limit above what a
+/// bundle can encode, or a block limit above what one expiry entry list can decode, would let the
+/// ledger accept what it cannot store.
+fn check_parameters(parameters: &Parameters) -> Result<(), GenesisError> {
+    let ranges: [(&'static str, u64, u64, u64); 4] = [
+        (
+            "bundle_legs_max",
+            parameters.bundle_legs_max as u64,
+            1,
+            BUNDLE_LEGS_MAX_ENCODED as u64,
+        ),
+        (
+            "block_transactions_max",
+            parameters.block_transactions_max as u64,
+            1,
+            EXPIRY_ENTRIES_MAX as u64,
+        ),
+        (
+            "expiry_horizon_ms",
+            parameters.expiry_horizon_ms,
+            1,
+            u64::MAX,
+        ),
+        (
+            "expiry_horizon_blocks",
+            parameters.expiry_horizon_blocks,
+            1,
+            u64::MAX,
+        ),
+    ];
+    for (name, value, min, max) in ranges {
+        if !(min..=max).contains(&value) {
+            return Err(GenesisError::Parameter {
+                name,
+                value,
+                min,
+                max,
+            });
+        }
+    }
+    Ok(())
 }
 
 /// Validate `genesis` and produce its records.
@@ -59,6 +114,7 @@ pub fn genesis_writes(genesis: &Genesis) -> Result<WriteSet, GenesisError> {
             governors: parameters.governor_count,
         });
     }
+    check_parameters(&parameters)?;
     for party in &genesis.parties {
         insert(
             &mut records,
@@ -136,4 +192,72 @@ pub fn genesis_writes(genesis: &Genesis) -> Result<WriteSet, GenesisError> {
         .into_iter()
         .map(|(key, value)| (key, Some(value)))
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kessai_types::{PrivateKey, RoleSet};
+
+    fn genesis(parameters: Parameters) -> Genesis {
+        let governor = Party {
+            id: "GOV".parse().unwrap(),
+            public_key: PrivateKey::from_seed(1).public_key(),
+            roles: RoleSet::of(&[Role::NetworkGovernor]),
+            kyc: None,
+        };
+        Genesis {
+            parameters,
+            parties: vec![governor],
+            ..Genesis::default()
+        }
+    }
+
+    #[test]
+    fn limits_beyond_what_the_ledger_can_store_are_refused() {
+        assert!(genesis_writes(&genesis(Parameters::default())).is_ok());
+        let cases = [
+            (
+                "bundle_legs_max",
+                Parameters {
+                    bundle_legs_max: 1025,
+                    ..Parameters::default()
+                },
+            ),
+            (
+                "bundle_legs_max",
+                Parameters {
+                    bundle_legs_max: 0,
+                    ..Parameters::default()
+                },
+            ),
+            (
+                "block_transactions_max",
+                Parameters {
+                    block_transactions_max: 1_000_001,
+                    ..Parameters::default()
+                },
+            ),
+            (
+                "expiry_horizon_ms",
+                Parameters {
+                    expiry_horizon_ms: 0,
+                    ..Parameters::default()
+                },
+            ),
+            (
+                "expiry_horizon_blocks",
+                Parameters {
+                    expiry_horizon_blocks: 0,
+                    ..Parameters::default()
+                },
+            ),
+        ];
+        for (expected, parameters) in cases {
+            match genesis_writes(&genesis(parameters)) {
+                Err(GenesisError::Parameter { name, .. }) => assert_eq!(name, expected),
+                other => panic!("{expected}: expected a parameter error, got {other:?}"),
+            }
+        }
+    }
 }
