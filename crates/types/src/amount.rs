@@ -43,10 +43,6 @@ impl Decimal {
         Ok(Self { mantissa, scale })
     }
 
-    pub fn is_zero(&self) -> bool {
-        self.mantissa == 0
-    }
-
     /// The exact value as a ratio.
     pub fn ratio(&self) -> Ratio {
         Ratio {
@@ -338,65 +334,52 @@ mod tests {
                 numerator,
                 denominator,
             };
-            assert_eq!(
-                ratio.round(Rounding::Down),
-                down,
-                "{numerator}/{denominator} down"
-            );
-            assert_eq!(
-                ratio.round(Rounding::Up),
-                up,
-                "{numerator}/{denominator} up"
-            );
-            assert_eq!(
-                ratio.round(Rounding::HalfUp),
-                half_up,
-                "{numerator}/{denominator} half up"
-            );
-            assert_eq!(
-                ratio.round(Rounding::HalfEven),
-                half_even,
-                "{numerator}/{denominator} half even"
-            );
+            for (rule, expected) in [
+                (Rounding::Down, down),
+                (Rounding::Up, up),
+                (Rounding::HalfUp, half_up),
+                (Rounding::HalfEven, half_even),
+            ] {
+                assert_eq!(
+                    ratio.round(rule),
+                    expected,
+                    "{numerator}/{denominator} {rule:?}"
+                );
+            }
         }
     }
 
     /// The brief's sample repo (19 April 2023): Bunds borrowed against US stock collateral.
     #[test]
     fn brief_sample_repo_values_exactly() {
+        let eur = "EUR".parse().unwrap();
+        let usd = "USD".parse().unwrap();
+        let bund = crate::AssetClass::Bond { currency: eur }.price_basis();
+        let stock = crate::AssetClass::Equity { currency: usd }.price_basis();
+        assert_eq!(
+            (bund, stock),
+            (PriceBasis::PerHundredFace, PriceBasis::PerUnit)
+        );
         let bunds: Quantity = 50_000_000;
         // Start of transaction.
-        let bund_value = market_value(
-            bunds,
-            d("98.8110"),
-            PriceBasis::PerHundredFace,
-            d("1.09253"),
-        )
-        .unwrap();
+        let bund_value = market_value(bunds, d("98.8110"), bund, d("1.09253")).unwrap();
         assert_eq!(bund_value.round(Rounding::HalfUp), 53_976_991);
         assert_eq!(
             bund_value.round_to_scale(3, Rounding::HalfUp).unwrap(),
             d("53976990.915")
         );
-        let shares = units_to_cover(bund_value, d("161.01"), PriceBasis::PerUnit, d("1")).unwrap();
+        let shares = units_to_cover(bund_value, d("161.01"), stock, d("1")).unwrap();
         assert_eq!(shares, 335_240);
-        let stock_value = market_value(shares, d("161.01"), PriceBasis::PerUnit, d("1")).unwrap();
+        let stock_value = market_value(shares, d("161.01"), stock, d("1")).unwrap();
         assert_eq!(stock_value.round(Rounding::HalfUp), 53_976_992);
 
         // Next day, after the margin call.
-        let bund_value = market_value(
-            bunds,
-            d("98.7590"),
-            PriceBasis::PerHundredFace,
-            d("1.09753"),
-        )
-        .unwrap();
+        let bund_value = market_value(bunds, d("98.7590"), bund, d("1.09753")).unwrap();
         assert_eq!(bund_value.round(Rounding::HalfUp), 54_195_483);
-        let required =
-            units_to_cover(bund_value, d("162.53"), PriceBasis::PerUnit, d("1")).unwrap();
+        let required = units_to_cover(bund_value, d("162.53"), stock, d("1")).unwrap();
         assert_eq!(required, 333_450);
         assert_eq!(shares - required, 1_790);
-        let stock_value = market_value(required, d("162.53"), PriceBasis::PerUnit, d("1")).unwrap();
+        let stock_value = market_value(required, d("162.53"), stock, d("1")).unwrap();
         // 54,195,628.5: the brief reports 54,195,629, which is half-up, not half-even.
         assert_eq!(stock_value.round(Rounding::HalfUp), 54_195_629);
         assert_eq!(stock_value.round(Rounding::HalfEven), 54_195_628);
