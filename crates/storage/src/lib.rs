@@ -93,6 +93,14 @@ pub struct AppliedBlock {
     pub state_root: Hash32,
 }
 
+/// A block executed but not yet committed.
+#[derive(Debug)]
+pub struct PendingBlock {
+    pub chain: Chain,
+    pub outcomes: Vec<TxOutcome>,
+    writes: WriteSet,
+}
+
 /// The ledger state on disk, with its root.
 pub struct Ledger<E: commonware_storage::Context + Spawner> {
     /// `None` only while a commit is in flight (the database's commit consumes it).
@@ -223,6 +231,17 @@ impl<E: commonware_storage::Context + Spawner> Ledger<E> {
         time_ms: u64,
         transactions: &[VerifiedTransaction],
     ) -> Result<AppliedBlock, StorageError> {
+        let pending = self.execute(time_ms, transactions).await?;
+        self.commit_block(pending).await
+    }
+
+    /// Execute the next block against the committed state without changing it. Reads only, so
+    /// queries can go on meanwhile; [`Self::commit_block`] then makes the result durable.
+    pub async fn execute(
+        &self,
+        time_ms: u64,
+        transactions: &[VerifiedTransaction],
+    ) -> Result<PendingBlock, StorageError> {
         let block = BlockInput {
             height: self.chain.height + 1,
             time_ms,
@@ -246,10 +265,27 @@ impl<E: commonware_storage::Context + Spawner> Ledger<E> {
         else {
             unreachable!("every block writes the chain record");
         };
-        self.commit(&effects.writes, chain).await?;
-        Ok(AppliedBlock {
-            height: chain.height,
+        Ok(PendingBlock {
+            chain,
             outcomes: effects.outcomes,
+            writes: effects.writes,
+        })
+    }
+
+    /// Commit a block executed by [`Self::execute`] on the current state; returns once durable.
+    pub async fn commit_block(
+        &mut self,
+        pending: PendingBlock,
+    ) -> Result<AppliedBlock, StorageError> {
+        assert_eq!(
+            pending.chain.height,
+            self.chain.height + 1,
+            "a pending block commits on the state it was executed on"
+        );
+        self.commit(&pending.writes, pending.chain).await?;
+        Ok(AppliedBlock {
+            height: pending.chain.height,
+            outcomes: pending.outcomes,
             state_root: self.state_root(),
         })
     }

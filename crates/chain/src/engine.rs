@@ -1,0 +1,552 @@
+//! Assemble a validator: Simplex consensus, marshal (block dissemination, catch-up and ordered
+//! delivery of finalized blocks), the executor, and transaction gossip, over any p2p network
+//! (the authenticated network in production, the simulated one in tests).
+
+use crate::{
+    app::{App, BlockRules, Scheme},
+    block::{Block, digest_hash},
+    mempool::{AdmissionError, ChainView, Mempool, MempoolLimits},
+    store::{Applied, BlockRecord, Store},
+};
+use bytes::Buf as _;
+use commonware_actor::Feedback;
+use commonware_broadcast::buffered;
+use commonware_codec::EncodeSize;
+use commonware_consensus::{
+    Reporter,
+    marshal::{self, Update, core::Actor as Marshal, resolver::p2p as marshal_resolver},
+    simplex::{
+        self,
+        config::{ForwardPolicy, SkipBudget, SkipPolicy},
+        elector::RoundRobin,
+    },
+    types::{Epoch, FixedEpocher, Height, ViewDelta},
+};
+use commonware_cryptography::{
+    Digested, Digestible, certificate::ConstantProvider, ed25519, sha256::Sha256,
+};
+use commonware_p2p::{Blocker, Provider, Receiver, Recipients, Sender};
+use commonware_parallel::Strategy;
+use commonware_runtime::{Clock, Handle, Metrics, Spawner, Storage, buffer::paged::CacheRef};
+use commonware_storage::archive::immutable;
+use commonware_utils::{NZDuration, NZU64, NZUsize, acknowledgement::Acknowledgement, ordered};
+use futures::{StreamExt, channel::mpsc};
+use kessai_state::{Genesis, StateKey};
+use kessai_storage::{StorageError, StoreConfig};
+use kessai_types::{Hash32, Transaction, TxId, verify_transactions};
+use rand_core::CryptoRng;
+use std::time::Duration;
+use tracing::{error, info, warn};
+
+/// The p2p channels a validator uses, in this order.
+pub const CHANNEL_VOTES: u64 = 0;
+pub const CHANNEL_CERTIFICATES: u64 = 1;
+pub const CHANNEL_RESOLVER: u64 = 2;
+pub const CHANNEL_BACKFILL: u64 = 3;
+pub const CHANNEL_BLOCKS: u64 = 4;
+pub const CHANNEL_TRANSACTIONS: u64 = 5;
+
+/// The largest p2p message: a full block plus certificates and framing.
+pub const MESSAGE_BYTES_MAX: u32 = (crate::block::BLOCK_BYTES_MAX + 1024 * 1024) as u32;
+
+/// Transactions per gossip message.
+const GOSSIP_BATCH_MAX: usize = 2_000;
+
+/// One sender/receiver pair per channel.
+pub struct Channels<S, R> {
+    pub votes: (S, R),
+    pub certificates: (S, R),
+    pub resolver: (S, R),
+    pub backfill: (S, R),
+    pub blocks: (S, R),
+    pub transactions: (S, R),
+}
+
+/// Consensus timeouts.
+#[derive(Clone, Copy, Debug)]
+pub struct Timeouts {
+    pub leader: Duration,
+    pub certification: Duration,
+    pub retry: Duration,
+    pub skip: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts {
+            leader: Duration::from_secs(1),
+            certification: Duration::from_secs(2),
+            retry: Duration::from_millis(500),
+            skip: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Everything a validator (or observer) needs besides its network.
+#[derive(Clone)]
+pub struct ValidatorConfig {
+    /// `None` for an observer: it follows and verifies but never votes.
+    pub signer: Option<ed25519::PrivateKey>,
+    pub public_key: ed25519::PublicKey,
+    pub validators: ordered::Set<ed25519::PublicKey>,
+    pub genesis: Genesis,
+    /// Hash of the genesis file: identifies the chain.
+    pub genesis_hash: Hash32,
+    pub store: StoreConfig,
+    pub mempool: MempoolLimits,
+    pub rules: BlockRules,
+    pub timeouts: Timeouts,
+}
+
+/// The consensus namespace: votes for one chain never count on another.
+pub fn namespace(genesis_hash: &Hash32) -> Vec<u8> {
+    [b"_KESSAI_CONSENSUS_".as_slice(), &genesis_hash.0].concat()
+}
+
+/// A running validator, as the API sees it.
+pub struct Node<E: commonware_storage::Context + Spawner> {
+    pub store: Store<E>,
+    pub mempool: Mempool,
+    pub blocks: BlockSource,
+    pub submit: Submitter,
+    pub handles: Vec<Handle<()>>,
+}
+
+/// Reads finalized blocks from marshal's archive.
+#[derive(Clone)]
+pub struct BlockSource {
+    mailbox: marshal::core::Mailbox<Scheme, marshal::standard::Standard<Block>>,
+}
+
+impl BlockSource {
+    /// The finalized block at `height`, if this node has it.
+    pub async fn block(&self, height: u64) -> Option<Block> {
+        self.mailbox
+            .get_block(Height::new(height))
+            .await
+            .map(|block| block.inner().clone())
+    }
+}
+
+/// Admits signed transactions to this node's mempool and gossips them to the validators.
+#[derive(Clone)]
+pub struct Submitter {
+    mempool: Mempool,
+    gossip: mpsc::UnboundedSender<Vec<Transaction>>,
+}
+
+impl Submitter {
+    /// Check and admit `transactions` (signatures in one batch); admitted ones are gossiped.
+    pub async fn submit<E, T>(
+        &self,
+        store: &Store<E>,
+        strategy: &T,
+        transactions: Vec<Transaction>,
+    ) -> Vec<Result<TxId, AdmissionError>>
+    where
+        E: commonware_storage::Context + Spawner,
+        T: Strategy,
+    {
+        let results = admit(&self.mempool, store, strategy, transactions.clone()).await;
+        let admitted: Vec<Transaction> = transactions
+            .into_iter()
+            .zip(&results)
+            .filter(|(_, result)| result.is_ok())
+            .map(|(transaction, _)| transaction)
+            .collect();
+        if !admitted.is_empty() {
+            let _ = self.gossip.unbounded_send(admitted);
+        }
+        results
+    }
+}
+
+async fn admit<E, T>(
+    mempool: &Mempool,
+    store: &Store<E>,
+    strategy: &T,
+    transactions: Vec<Transaction>,
+) -> Vec<Result<TxId, AdmissionError>>
+where
+    E: commonware_storage::Context + Spawner,
+    T: Strategy,
+{
+    let verified = verify_transactions(transactions, strategy);
+    // Which (submitter, unique id) pairs the finalized ledger already holds.
+    let mut finals = std::collections::HashSet::new();
+    for v in &verified {
+        let body = &v.transaction.body;
+        let key = StateKey::Replay(body.submitter, body.unique_id);
+        if let Ok((_, Some(_))) = store.get(&key).await {
+            finals.insert((body.submitter, body.unique_id));
+        }
+    }
+    mempool.admit(verified, |party, unique_id| {
+        finals.contains(&(party, unique_id))
+    })
+}
+
+/// Marshal's reporter: hands finalized blocks to the executor, in order.
+#[derive(Clone)]
+struct Finalized<A: Acknowledgement> {
+    sender: mpsc::UnboundedSender<Update<Block, A>>,
+}
+
+impl<A: Acknowledgement> Reporter for Finalized<A> {
+    type Activity = Update<Block, A>;
+    fn report(&mut self, activity: Self::Activity) -> Feedback {
+        match self.sender.unbounded_send(activity) {
+            Ok(()) => Feedback::Ok,
+            Err(_) => Feedback::Closed,
+        }
+    }
+}
+
+fn chain_view(genesis: &Genesis, applied: Applied) -> ChainView {
+    ChainView {
+        network: genesis.parameters.network,
+        height: applied.height,
+        time_ms: applied.time_ms,
+        expiry_horizon_blocks: genesis.parameters.expiry_horizon_blocks,
+        expiry_horizon_ms: genesis.parameters.expiry_horizon_ms,
+    }
+}
+
+fn archive_config<C>(
+    prefix: &str,
+    name: &str,
+    page_cache: &CacheRef,
+    codec_config: C,
+) -> immutable::Config<C> {
+    immutable::Config {
+        metadata_partition: format!("{prefix}-{name}-metadata"),
+        freezer_table_partition: format!("{prefix}-{name}-freezer-table"),
+        freezer_table_initial_size: 65_536,
+        freezer_table_resize_frequency: 4,
+        freezer_table_resize_chunk_size: 16_384,
+        freezer_key_partition: format!("{prefix}-{name}-freezer-key"),
+        freezer_key_page_cache: page_cache.clone(),
+        freezer_value_partition: format!("{prefix}-{name}-freezer-value"),
+        freezer_value_target_size: 1 << 30,
+        freezer_value_compression: None,
+        ordinal_partition: format!("{prefix}-{name}-ordinal"),
+        items_per_section: NZU64!(4096),
+        codec_config,
+        replay_buffer: NZUsize!(1 << 20),
+        freezer_key_write_buffer: NZUsize!(1 << 20),
+        freezer_value_write_buffer: NZUsize!(1 << 20),
+        ordinal_write_buffer: NZUsize!(1 << 20),
+    }
+}
+
+/// Start a validator (or observer) on `channels`. Returns once every actor runs.
+pub async fn start<E, S, R, B, P, T>(
+    context: E,
+    config: ValidatorConfig,
+    channels: Channels<S, R>,
+    blocker: B,
+    peers: P,
+    strategy: T,
+) -> Result<Node<E>, StorageError>
+where
+    E: Clock + CryptoRng + Spawner + Storage + Metrics + commonware_storage::Context + Clone,
+    S: Sender<PublicKey = ed25519::PublicKey>,
+    R: Receiver<PublicKey = ed25519::PublicKey>,
+    B: Blocker<PublicKey = ed25519::PublicKey>,
+    P: Provider<PublicKey = ed25519::PublicKey>,
+    T: Strategy + Clone,
+{
+    let prefix = config.store.partition_prefix.clone();
+    let genesis_block = Block::genesis(config.genesis_hash, config.genesis.time_ms);
+    let genesis_digest = genesis_block.digest();
+    let store = Store::open(
+        context.child("store"),
+        &config.store,
+        &config.genesis,
+        &genesis_block,
+    )
+    .await?;
+    let applied = store.applied();
+    let mempool = Mempool::new(config.mempool, chain_view(&config.genesis, applied));
+    info!(height = applied.height, root = %applied.state_root.to_hex(), "store open");
+
+    let namespace = namespace(&config.genesis_hash);
+    let scheme = match &config.signer {
+        Some(key) => Scheme::signer(&namespace, config.validators.clone(), key.clone())
+            .expect("the signer is a validator"),
+        None => Scheme::verifier(&namespace, config.validators.clone()),
+    };
+    let page_cache = CacheRef::new(
+        commonware_runtime::buffer::paged::page_size(4096),
+        NZUsize!(16_384),
+    );
+    let mut handles = Vec::new();
+
+    // Marshal: backfill resolver, block broadcast, archives, the actor.
+    let (resolver_receiver, resolver) = marshal_resolver::init(
+        context.child("marshal_resolver"),
+        marshal_resolver::Config {
+            public_key: config.public_key.clone(),
+            peer_provider: peers.clone(),
+            blocker: blocker.clone(),
+            mailbox_size: NZUsize!(1024),
+            fetch_timeout: NZDuration!(Duration::from_secs(2)),
+            fetch_retry_delay: Duration::from_millis(100),
+            priority_requests: false,
+            priority_responses: false,
+        },
+        channels.backfill,
+    );
+    let (broadcast, buffer) = buffered::Engine::new(
+        context.child("broadcast"),
+        buffered::Config {
+            public_key: config.public_key.clone(),
+            mailbox_size: NZUsize!(1024),
+            deque_size: 16,
+            priority: false,
+            codec_config: (),
+            peer_provider: peers.clone(),
+            strategy: strategy.clone(),
+        },
+    );
+    handles.push(broadcast.start(channels.blocks));
+    let finalizations = immutable::Archive::init(
+        context.child("finalizations_by_height"),
+        archive_config(
+            &prefix,
+            "finalizations",
+            &page_cache,
+            commonware_cryptography::certificate::Verifier::certificate_codec_config(&scheme),
+        ),
+    )
+    .await
+    .map_err(|e| StorageError::Database(format!("finalizations archive: {e:?}")))?;
+    let finalized_blocks = immutable::Archive::init(
+        context.child("finalized_blocks"),
+        archive_config(&prefix, "blocks", &page_cache, ()),
+    )
+    .await
+    .map_err(|e| StorageError::Database(format!("blocks archive: {e:?}")))?;
+    let epocher = FixedEpocher::new(NZU64!(u64::MAX));
+    let (marshal_actor, marshal_mailbox, _floor) = Marshal::init(
+        context.child("marshal"),
+        finalizations,
+        finalized_blocks,
+        marshal::Config {
+            provider: ConstantProvider::new(scheme.clone()),
+            epocher: epocher.clone(),
+            start: marshal::Start::Genesis(Digested::precomputed(genesis_block, genesis_digest)),
+            partition_prefix: format!("{prefix}-marshal"),
+            mailbox_size: NZUsize!(1024),
+            view_retention: ViewDelta::new(10),
+            prunable_items_per_section: NZU64!(4096),
+            page_cache: page_cache.clone(),
+            replay_buffer: NZUsize!(1 << 20),
+            key_write_buffer: NZUsize!(1 << 20),
+            value_write_buffer: NZUsize!(1 << 20),
+            block_codec_config: (),
+            max_repair: NZUsize!(64),
+            max_pending_acks: NZUsize!(4),
+            strategy: strategy.clone(),
+        },
+    )
+    .await;
+    let (finalized_sender, finalized_receiver) =
+        mpsc::unbounded::<Update<Block, commonware_utils::acknowledgement::Exact>>();
+    handles.push(marshal_actor.start(
+        Finalized {
+            sender: finalized_sender,
+        },
+        buffer,
+        (resolver_receiver, resolver),
+    ));
+
+    // The executor: apply finalized blocks in order, then acknowledge them to marshal.
+    handles.push(context.child("executor").spawn({
+        let store = store.clone();
+        let mempool = mempool.clone();
+        let genesis = config.genesis.clone();
+        move |_| execute(store, mempool, genesis, finalized_receiver)
+    }));
+
+    // Consensus.
+    let app = App {
+        store: store.clone(),
+        mempool: mempool.clone(),
+        strategy: strategy.clone(),
+        rules: config.rules,
+    };
+    let inline = marshal::standard::Inline::new(
+        context.child("inline"),
+        app,
+        marshal_mailbox.clone(),
+        epocher,
+    );
+    let timeouts = config.timeouts;
+    let engine = simplex::Engine::new(
+        context.child("engine"),
+        simplex::Config {
+            scheme,
+            elector: RoundRobin::<Sha256>::default(),
+            blocker: blocker.clone(),
+            automaton: inline.clone(),
+            relay: inline.clone(),
+            reporter: inline,
+            track_historical_votes: false,
+            strategy: strategy.clone(),
+            partition: format!("{prefix}-consensus-0"),
+            mailbox_size: NZUsize!(1024),
+            epoch: Epoch::zero(),
+            floor: simplex::config::Floor::Genesis(genesis_digest),
+            replay_buffer: NZUsize!(1 << 20),
+            write_buffer: NZUsize!(1 << 20),
+            page_cache,
+            leader_timeout: timeouts.leader,
+            certification_timeout: timeouts.certification,
+            timeout_retry: timeouts.retry,
+            view_retention: ViewDelta::new(10),
+            skip: SkipPolicy::Enabled {
+                timeout: timeouts.skip,
+                budget: SkipBudget::Participants,
+            },
+            fetch_timeout: NZDuration!(Duration::from_secs(1)),
+            fetch_retry_delay: Duration::from_millis(100),
+            forward: ForwardPolicy::Disabled,
+        },
+    );
+    handles.push(engine.start(channels.votes, channels.certificates, channels.resolver));
+
+    // Transaction gossip.
+    let (gossip_sender, gossip_receiver) = mpsc::unbounded();
+    let (tx_sender, tx_receiver) = channels.transactions;
+    handles.push(
+        context
+            .child("gossip_out")
+            .spawn(move |_| gossip_out(tx_sender, gossip_receiver)),
+    );
+    handles.push(context.child("gossip_in").spawn({
+        let store = store.clone();
+        let mempool = mempool.clone();
+        let strategy = strategy.clone();
+        move |_| gossip_in(tx_receiver, blocker, store, mempool, strategy)
+    }));
+
+    Ok(Node {
+        store,
+        blocks: BlockSource {
+            mailbox: marshal_mailbox,
+        },
+        submit: Submitter {
+            mempool: mempool.clone(),
+            gossip: gossip_sender,
+        },
+        mempool,
+        handles,
+    })
+}
+
+async fn execute<E, A>(
+    store: Store<E>,
+    mempool: Mempool,
+    genesis: Genesis,
+    mut finalized: mpsc::UnboundedReceiver<Update<Block, A>>,
+) where
+    E: commonware_storage::Context + Spawner,
+    A: Acknowledgement,
+{
+    while let Some(update) = finalized.next().await {
+        let Update::Block(block, ack) = update else {
+            continue;
+        };
+        let digest = digest_hash(&block.digest());
+        match store.apply(block.inner(), digest).await {
+            Ok(Some((record, applied))) => {
+                let ids: Vec<TxId> = record.outcomes.iter().map(|o| o.id).collect();
+                mempool.finalized(ids, chain_view(&genesis, applied));
+                store.publish(applied);
+                log_block(&record);
+            }
+            Ok(None) => {}
+            Err(error) => {
+                // The block is not acknowledged: marshal redelivers it after a restart.
+                error!(%error, height = block.inner().height, "cannot apply a finalized block");
+                return;
+            }
+        }
+        ack.acknowledge();
+    }
+}
+
+fn log_block(record: &BlockRecord) {
+    let rejected = record
+        .outcomes
+        .iter()
+        .filter(|o| o.rejection.is_some())
+        .count();
+    info!(
+        height = record.height,
+        transactions = record.outcomes.len(),
+        rejected,
+        "finalized"
+    );
+}
+
+async fn gossip_out<S: Sender<PublicKey = ed25519::PublicKey>>(
+    mut sender: S,
+    mut admitted: mpsc::UnboundedReceiver<Vec<Transaction>>,
+) {
+    while let Some(mut batch) = admitted.next().await {
+        // Coalesce whatever else is waiting, up to one message.
+        while batch.len() < GOSSIP_BATCH_MAX {
+            match admitted.try_recv() {
+                Ok(more) => batch.extend(more),
+                _ => break,
+            }
+        }
+        for chunk in batch.chunks(GOSSIP_BATCH_MAX) {
+            let mut message = Vec::with_capacity(chunk.iter().map(EncodeSize::encode_size).sum());
+            kessai_types::codec::write_seq(chunk, &mut message);
+            if message.len() <= MESSAGE_BYTES_MAX as usize {
+                sender.send(Recipients::All, message, false);
+            }
+        }
+    }
+}
+
+async fn gossip_in<E, R, B, T>(
+    mut receiver: R,
+    mut blocker: B,
+    store: Store<E>,
+    mempool: Mempool,
+    strategy: T,
+) where
+    E: commonware_storage::Context + Spawner,
+    R: Receiver<PublicKey = ed25519::PublicKey>,
+    B: Blocker<PublicKey = ed25519::PublicKey>,
+    T: Strategy,
+{
+    while let Ok((peer, message)) = receiver.recv().await {
+        let mut bytes = message;
+        let decoded: Result<Vec<Transaction>, _> =
+            kessai_types::codec::read_seq(&mut bytes, GOSSIP_BATCH_MAX);
+        let transactions = match decoded {
+            Ok(transactions) if bytes.remaining() == 0 => transactions,
+            _ => {
+                warn!(?peer, "malformed transaction gossip; blocking peer");
+                blocker.block(peer);
+                continue;
+            }
+        };
+        let results = admit(&mempool, &store, &strategy, transactions).await;
+        let bad = results
+            .iter()
+            .filter(|r| matches!(r, Err(AdmissionError::BadSignature)))
+            .count();
+        if bad > 0 {
+            warn!(
+                ?peer,
+                bad, "gossip carried transactions with bad signatures"
+            );
+        }
+    }
+}

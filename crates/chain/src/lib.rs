@@ -1,0 +1,19 @@
+//! The validator's consensus adapter: the only crate that speaks Commonware consensus and p2p.
+//!
+//! - [`block`]: the block and its canonical encoding;
+//! - [`mempool`]: bounded admission of signed transactions, checked once per node;
+//! - [`app`]: what a validator proposes and what it votes for;
+//! - [`store`]: the finalized ledger, block records and state roots, shared with the API;
+//! - [`engine`]: Simplex + marshal + gossip wired over a p2p network.
+
+pub mod app;
+pub mod block;
+pub mod engine;
+pub mod mempool;
+pub mod store;
+
+pub use app::{BlockRules, Scheme};
+pub use block::{BLOCK_BYTES_MAX, BLOCK_TRANSACTIONS_MAX, Block};
+pub use engine::{Channels, Node, Submitter, Timeouts, ValidatorConfig, start};
+pub use mempool::{AdmissionError, ChainView, Mempool, MempoolLimits};
+pub use store::{Applied, BlockRecord, Store, TxLocation};
