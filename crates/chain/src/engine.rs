@@ -33,7 +33,7 @@ use commonware_utils::{NZDuration, NZU64, NZUsize, acknowledgement::Acknowledgem
 use futures::{StreamExt, channel::mpsc};
 use kessai_state::{Genesis, StateKey};
 use kessai_storage::{StorageError, StoreConfig};
-use kessai_types::{Hash32, Transaction, TxId, verify_transactions};
+use kessai_types::{Hash32, Transaction, TxId, VerifiedTransaction, verify_transactions};
 use rand_core::CryptoRng;
 use std::time::Duration;
 use tracing::{error, info, warn};
@@ -128,26 +128,28 @@ impl BlockSource {
     }
 }
 
+type Verify = std::sync::Arc<dyn Fn(Vec<Transaction>) -> Vec<VerifiedTransaction> + Send + Sync>;
+
 /// Admits signed transactions to this node's mempool and gossips them to the validators.
 #[derive(Clone)]
 pub struct Submitter {
     mempool: Mempool,
     gossip: mpsc::UnboundedSender<Vec<Transaction>>,
+    verify: Verify,
 }
 
 impl Submitter {
     /// Check and admit `transactions` (signatures in one batch); admitted ones are gossiped.
-    pub async fn submit<E, T>(
+    pub async fn submit<E>(
         &self,
         store: &Store<E>,
-        strategy: &T,
         transactions: Vec<Transaction>,
     ) -> Vec<Result<TxId, AdmissionError>>
     where
         E: commonware_storage::Context + Spawner,
-        T: Strategy,
     {
-        let results = admit(&self.mempool, store, strategy, transactions.clone()).await;
+        let verified = (self.verify)(transactions.clone());
+        let results = admit(&self.mempool, store, verified).await;
         let admitted: Vec<Transaction> = transactions
             .into_iter()
             .zip(&results)
@@ -161,17 +163,14 @@ impl Submitter {
     }
 }
 
-async fn admit<E, T>(
+async fn admit<E>(
     mempool: &Mempool,
     store: &Store<E>,
-    strategy: &T,
-    transactions: Vec<Transaction>,
+    verified: Vec<VerifiedTransaction>,
 ) -> Vec<Result<TxId, AdmissionError>>
 where
     E: commonware_storage::Context + Spawner,
-    T: Strategy,
 {
-    let verified = verify_transactions(transactions, strategy);
     // Which (submitter, unique id) pairs the finalized ledger already holds.
     let mut finals = std::collections::HashSet::new();
     for v in &verified {
@@ -249,7 +248,7 @@ pub async fn start<E, S, R, B, P, T>(
     strategy: T,
 ) -> Result<Node<E>, StorageError>
 where
-    E: Clock + CryptoRng + Spawner + Storage + Metrics + commonware_storage::Context + Clone,
+    E: Clock + CryptoRng + Spawner + Storage + Metrics + commonware_storage::Context,
     S: Sender<PublicKey = ed25519::PublicKey>,
     R: Receiver<PublicKey = ed25519::PublicKey>,
     B: Blocker<PublicKey = ed25519::PublicKey>,
@@ -439,6 +438,9 @@ where
         submit: Submitter {
             mempool: mempool.clone(),
             gossip: gossip_sender,
+            verify: std::sync::Arc::new(move |transactions| {
+                verify_transactions(transactions, &strategy)
+            }),
         },
         mempool,
         handles,
@@ -537,7 +539,8 @@ async fn gossip_in<E, R, B, T>(
                 continue;
             }
         };
-        let results = admit(&mempool, &store, &strategy, transactions).await;
+        let verified = verify_transactions(transactions, &strategy);
+        let results = admit(&mempool, &store, verified).await;
         let bad = results
             .iter()
             .filter(|r| matches!(r, Err(AdmissionError::BadSignature)))

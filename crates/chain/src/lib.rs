@@ -10,6 +10,7 @@ pub mod app;
 pub mod block;
 pub mod engine;
 pub mod mempool;
+pub mod net;
 pub mod store;
 
 pub use app::{BlockRules, Scheme};
@@ -17,3 +18,5 @@ pub use block::{BLOCK_BYTES_MAX, BLOCK_TRANSACTIONS_MAX, Block};
 pub use engine::{Channels, Node, Submitter, Timeouts, ValidatorConfig, start};
 pub use mempool::{AdmissionError, ChainView, Mempool, MempoolLimits};
 pub use store::{Applied, BlockRecord, Store, TxLocation};
+pub use net::{Context, NetworkConfig, run, start_networked};
+pub use commonware_cryptography::ed25519::{PrivateKey as ValidatorKey, PublicKey as ValidatorId};

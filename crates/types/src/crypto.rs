@@ -5,7 +5,7 @@
 
 use bytes::BufMut;
 use commonware_codec::Buf;
-use commonware_codec::{Error, FixedSize, Read, ReadExt, Write};
+use commonware_codec::{DecodeExt as _, Error, FixedSize, Read, ReadExt, Write};
 use commonware_cryptography::{
     BatchEntry, BatchVerifier, Hasher, Sha256, Signer as _, Verifier as _, ed25519,
 };
@@ -146,4 +146,86 @@ pub fn verify_signatures(checks: &[SignatureCheck<'_>], strategy: &impl Strategy
     strategy.map_collect_vec(checks, |check| {
         check.public_key.verify(check.message, check.signature)
     })
+}
+
+/// Why a key or hash in text form does not parse.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KeyTextError {
+    #[error("expected \"ed25519:\" followed by 64 hex digits")]
+    Format,
+    #[error("not a valid ed25519 key")]
+    Invalid,
+}
+
+fn hex32(text: &str) -> Result<[u8; 32], KeyTextError> {
+    let bytes = commonware_formatting::from_hex(text).ok_or(KeyTextError::Format)?;
+    bytes.try_into().map_err(|_| KeyTextError::Format)
+}
+
+impl std::str::FromStr for Hash32 {
+    type Err = KeyTextError;
+    /// 64 hex digits.
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        hex32(text).map(Hash32)
+    }
+}
+
+impl fmt::Display for PublicKey {
+    /// `ed25519:` and the key's 32 bytes in hex.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PublicKey::Ed25519(key) => {
+                write!(f, "ed25519:{}", commonware_formatting::hex(key.as_ref()))
+            }
+        }
+    }
+}
+
+impl std::str::FromStr for PublicKey {
+    type Err = KeyTextError;
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let hex = text.strip_prefix("ed25519:").ok_or(KeyTextError::Format)?;
+        let bytes = hex32(hex)?;
+        let key = ed25519::PublicKey::decode(bytes::Bytes::copy_from_slice(&bytes)).map_err(|_| KeyTextError::Invalid)?;
+        Ok(PublicKey::Ed25519(key))
+    }
+}
+
+impl PrivateKey {
+    /// A new key from the operating system's entropy.
+    pub fn generate() -> Self {
+        let seed: [u8; 32] = rand::random();
+        PrivateKey::from_text(&format!("ed25519:{}", commonware_formatting::hex(&seed)))
+            .expect("every 32-byte seed is an ed25519 key")
+    }
+
+    /// `ed25519:` and the 32-byte secret in hex: for key files, never for logs.
+    pub fn to_text(&self) -> String {
+        match self {
+            PrivateKey::Ed25519(key) => format!(
+                "ed25519:{}",
+                commonware_formatting::hex(&commonware_codec::Encode::encode(key))
+            ),
+        }
+    }
+
+    pub fn from_text(text: &str) -> Result<Self, KeyTextError> {
+        let hex = text.strip_prefix("ed25519:").ok_or(KeyTextError::Format)?;
+        let bytes = hex32(hex)?;
+        let key = ed25519::PrivateKey::decode(bytes::Bytes::copy_from_slice(&bytes)).map_err(|_| KeyTextError::Invalid)?;
+        Ok(PrivateKey::Ed25519(key))
+    }
+
+    /// The ed25519 key itself, for the consensus layer (validators sign votes with it).
+    pub fn ed25519(&self) -> &ed25519::PrivateKey {
+        match self {
+            PrivateKey::Ed25519(key) => key,
+        }
+    }
+}
+
+impl fmt::Debug for PrivateKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "PrivateKey({})", self.public_key())
+    }
 }
