@@ -18,5 +18,12 @@ pub use block::{BLOCK_BYTES_MAX, BLOCK_TRANSACTIONS_MAX, Block};
 pub use engine::{Channels, Node, Submitter, Timeouts, ValidatorConfig, start};
 pub use mempool::{AdmissionError, ChainView, Mempool, MempoolLimits};
 pub use store::{Applied, BlockRecord, Store, TxLocation};
-pub use net::{Context, NetworkConfig, run, start_networked};
+pub use net::{Context, NetworkConfig, metrics, run, start_networked};
 pub use commonware_cryptography::ed25519::{PrivateKey as ValidatorKey, PublicKey as ValidatorId};
+
+/// The validator set in consensus order.
+pub fn validator_set(
+    keys: impl IntoIterator<Item = ValidatorId>,
+) -> commonware_utils::ordered::Set<ValidatorId> {
+    commonware_utils::ordered::Set::from_iter_dedup(keys)
+}

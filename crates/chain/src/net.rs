@@ -108,3 +108,10 @@ pub async fn start_networked(
     node.handles.push(p2p_handle);
     Ok(node)
 }
+
+/// A function that renders the runtime's metrics (consensus, p2p, storage) as Prometheus text.
+pub fn metrics(context: &Context) -> std::sync::Arc<dyn Fn() -> String + Send + Sync> {
+    use commonware_runtime::Metrics as _;
+    let context = context.child("metrics");
+    std::sync::Arc::new(move || context.encode())
+}

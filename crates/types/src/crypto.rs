@@ -229,3 +229,12 @@ impl fmt::Debug for PrivateKey {
         write!(f, "PrivateKey({})", self.public_key())
     }
 }
+
+impl PublicKey {
+    /// The ed25519 key itself, for the consensus layer.
+    pub fn ed25519(&self) -> &ed25519::PublicKey {
+        match self {
+            PublicKey::Ed25519(key) => key,
+        }
+    }
+}

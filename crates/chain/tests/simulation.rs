@@ -1,0 +1,690 @@
+//! Deterministic simulation of a 4-validator network: Simplex + marshal + the executor over
+//! Commonware's simulated p2p network, in the deterministic runtime (virtual time, seeded
+//! scheduling). Every scenario runs over a few seeds; a failure names its seed.
+
+use commonware_consensus::simplex::mocks::conflicter;
+use commonware_cryptography::{Signer as _, ed25519, sha256::Sha256};
+use commonware_p2p::simulated::{self, Link, Network, Oracle};
+use commonware_parallel::Sequential;
+use commonware_runtime::{
+    Clock as _, Handle, Quota, Runner as _, Spawner as _, Supervisor as _, deterministic,
+};
+use commonware_utils::{NZU32, NZUsize, ordered, probability};
+use futures::channel::oneshot;
+use kessai_chain::{
+    BlockRules, Channels, MempoolLimits, Node, Scheme, Store, Timeouts, ValidatorConfig,
+    engine::{
+        CHANNEL_BACKFILL, CHANNEL_BLOCKS, CHANNEL_CERTIFICATES, CHANNEL_RESOLVER,
+        CHANNEL_TRANSACTIONS, CHANNEL_VOTES, MESSAGE_BYTES_MAX, namespace,
+    },
+};
+use kessai_state::Workload;
+use kessai_storage::StoreConfig;
+use kessai_types::{Hash32, TxId};
+use std::{
+    panic::{AssertUnwindSafe, catch_unwind},
+    time::Duration,
+};
+
+type Context = deterministic::Context;
+type PublicKey = ed25519::PublicKey;
+
+/// Validators in every scenario.
+const N: usize = 4;
+/// Seeds each scenario runs with.
+const SEEDS: [u64; 2] = [1, 7];
+/// Virtual time after which a scenario fails ("runtime timeout").
+const VIRTUAL_TIMEOUT: Duration = Duration::from_secs(600);
+/// Transactions expire this long after genesis (time 0 in the deterministic runtime).
+const EXPIRY_MS: u64 = 3_600_000;
+
+fn link() -> Link {
+    Link {
+        latency: Duration::from_millis(50),
+        jitter: Duration::from_millis(10),
+        success_rate: probability!(1.0),
+    }
+}
+
+/// What every validator of one simulated chain shares.
+struct Chain {
+    keys: Vec<ed25519::PrivateKey>,
+    validators: ordered::Set<PublicKey>,
+    workload: Workload,
+    genesis_hash: Hash32,
+}
+
+impl Chain {
+    fn new() -> Self {
+        let keys: Vec<_> = (0..N as u64)
+            .map(ed25519::PrivateKey::from_seed)
+            .collect();
+        let validators = ordered::Set::from_iter_dedup(keys.iter().map(|k| k.public_key()));
+        // Genesis at time 0: the deterministic runtime's clock starts at the Unix epoch.
+        let workload = Workload::new(64, 8, 0);
+        Chain {
+            keys,
+            validators,
+            workload,
+            genesis_hash: Hash32::of(&[b"kessai-simulation-genesis".as_slice()]),
+        }
+    }
+
+    fn public_key(&self, index: usize) -> PublicKey {
+        self.keys[index].public_key()
+    }
+
+    fn public_keys(&self) -> Vec<PublicKey> {
+        self.keys.iter().map(|k| k.public_key()).collect()
+    }
+
+    fn config(&self, index: usize) -> ValidatorConfig {
+        ValidatorConfig {
+            signer: Some(self.keys[index].clone()),
+            public_key: self.public_key(index),
+            validators: self.validators.clone(),
+            genesis: self.workload.genesis.clone(),
+            genesis_hash: self.genesis_hash,
+            store: StoreConfig {
+                partition_prefix: format!("node-{index}"),
+                page_cache_pages: NZUsize!(1024),
+            },
+            mempool: MempoolLimits::default(),
+            rules: BlockRules::default(),
+            timeouts: Timeouts::default(),
+        }
+    }
+}
+
+/// Start the simulated network with every validator as a peer.
+async fn network(context: &Context, chain: &Chain) -> Oracle<PublicKey, Context> {
+    let (network, oracle) = Network::new_with_peers(
+        context.child("network"),
+        simulated::Config {
+            max_size: MESSAGE_BYTES_MAX,
+            max_peers_per_set: NZUsize!(N),
+            disconnect_on_block: true,
+            tracked_peer_sets: NZUsize!(1),
+        },
+        chain.public_keys(),
+    )
+    .await;
+    network.start();
+    oracle
+}
+
+/// Link every pair of `members` (both directions), or unlink them.
+async fn link_all(oracle: &Oracle<PublicKey, Context>, members: &[PublicKey], connect: bool) {
+    for a in members {
+        for b in members {
+            if a == b {
+                continue;
+            }
+            if connect {
+                oracle.add_link(a.clone(), b.clone(), link()).await.unwrap();
+            } else {
+                oracle.remove_link(a.clone(), b.clone()).await.unwrap();
+            }
+        }
+    }
+}
+
+type Sender = simulated::Sender<PublicKey, Context>;
+type Receiver = simulated::Receiver<PublicKey>;
+
+/// Register (or re-register, after a crash) the six channels of a validator, in the order of
+/// the `CHANNEL_*` constants.
+async fn register(oracle: &Oracle<PublicKey, Context>, me: &PublicKey) -> Channels<Sender, Receiver> {
+    let control = oracle.control(me.clone());
+    let quota = Quota::per_second(NZU32!(100_000));
+    let mut pairs = Vec::new();
+    for channel in [
+        CHANNEL_VOTES,
+        CHANNEL_CERTIFICATES,
+        CHANNEL_RESOLVER,
+        CHANNEL_BACKFILL,
+        CHANNEL_BLOCKS,
+        CHANNEL_TRANSACTIONS,
+    ] {
+        pairs.push(control.register(channel, quota).await.unwrap());
+    }
+    let mut pairs = pairs.into_iter();
+    Channels {
+        votes: pairs.next().unwrap(),
+        certificates: pairs.next().unwrap(),
+        resolver: pairs.next().unwrap(),
+        backfill: pairs.next().unwrap(),
+        blocks: pairs.next().unwrap(),
+        transactions: pairs.next().unwrap(),
+    }
+}
+
+/// A running validator. All its tasks descend from `supervisor`: aborting it crashes the node.
+struct Running {
+    index: usize,
+    node: Node<Context>,
+    supervisor: Handle<()>,
+}
+
+impl Running {
+    fn store(&self) -> &Store<Context> {
+        &self.node.store
+    }
+
+    fn height(&self) -> u64 {
+        self.node.store.applied().height
+    }
+
+    /// Crash the node: abort every task, drop every handle on its storage.
+    async fn crash(self, context: &Context) {
+        let Running {
+            node, supervisor, ..
+        } = self;
+        supervisor.abort();
+        let _ = supervisor.await;
+        for handle in node.handles {
+            handle.abort();
+        }
+        drop(node.store);
+        // Let aborted descendants unwind before anything reopens the partitions.
+        context.sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Start validator `index` (generation `generation` of it: restarts reuse its partitions).
+async fn launch(
+    context: &Context,
+    oracle: &Oracle<PublicKey, Context>,
+    chain: &Chain,
+    index: usize,
+    generation: u32,
+) -> Running {
+    let config = chain.config(index);
+    let me = config.public_key.clone();
+    let channels = register(oracle, &me).await;
+    let blocker = oracle.control(me);
+    let peers = oracle.manager();
+    let (sender, receiver) = oneshot::channel();
+    let supervisor = context
+        .child("validator")
+        .with_attribute("index", index)
+        .with_attribute("generation", generation)
+        .spawn(move |context| async move {
+            let node = kessai_chain::start(context, config, channels, blocker, peers, Sequential)
+                .await
+                .expect("validator starts");
+            if sender.send(node).is_err() {
+                return;
+            }
+            futures::future::pending::<()>().await
+        });
+    let node = receiver.await.expect("validator started");
+    Running {
+        index,
+        node,
+        supervisor,
+    }
+}
+
+/// Run `scenario` once with `seed`; a failure, whatever its source, names the seed.
+fn run<F, Fut, T>(name: &str, seed: u64, scenario: F) -> T
+where
+    F: FnOnce(Context, u64) -> Fut,
+    Fut: std::future::Future<Output = T>,
+{
+    let started = std::time::Instant::now();
+    let config = deterministic::Config::new()
+        .with_seed(seed)
+        .with_timeout(Some(VIRTUAL_TIMEOUT));
+    let runner = deterministic::Runner::new(config);
+    let result = catch_unwind(AssertUnwindSafe(|| {
+        runner.start(|context| scenario(context, seed))
+    }));
+    match result {
+        Ok(output) => {
+            eprintln!("{name} seed {seed}: {:?} wall time", started.elapsed());
+            output
+        }
+        Err(panic) => {
+            let message = panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_else(|| "non-string panic".into());
+            panic!("{name} failed with seed {seed}: {message}");
+        }
+    }
+}
+
+/// Run `scenario` for every seed of [`SEEDS`].
+fn for_seeds<F, Fut>(name: &str, scenario: F)
+where
+    F: Fn(Context, u64) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    for seed in SEEDS {
+        run(name, seed, &scenario);
+    }
+}
+
+/// Virtual seconds since the runtime started.
+fn now(context: &Context) -> f64 {
+    context
+        .current()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+}
+
+/// Wait until every node has applied `height`; false if `within` (virtual) passes first.
+async fn wait_height(context: &Context, nodes: &[&Running], height: u64, within: Duration) -> bool {
+    let deadline = context.current() + within;
+    loop {
+        if nodes.iter().all(|n| n.height() >= height) {
+            return true;
+        }
+        if context.current() >= deadline {
+            return false;
+        }
+        context.sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Wait until every node holds every transaction of `ids` as final.
+async fn wait_final(context: &Context, nodes: &[&Running], ids: &[TxId], within: Duration) -> bool {
+    let deadline = context.current() + within;
+    loop {
+        let mut all = true;
+        'outer: for node in nodes {
+            for id in ids {
+                if node.store().transaction(id).await.is_none() {
+                    all = false;
+                    break 'outer;
+                }
+            }
+        }
+        if all {
+            return true;
+        }
+        if context.current() >= deadline {
+            return false;
+        }
+        context.sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn heights(nodes: &[&Running]) -> Vec<(usize, u64)> {
+    nodes.iter().map(|n| (n.index, n.height())).collect()
+}
+
+/// Every pair of nodes has the same state root and block record at every height both applied.
+/// Returns the lowest applied height.
+async fn assert_agree(seed: u64, nodes: &[&Running]) -> u64 {
+    let common = nodes.iter().map(|n| n.height()).min().unwrap();
+    let reference = nodes[0];
+    for height in 0..=common {
+        let root = reference.store().root_at(height).await;
+        let record = reference.store().record(height).await.unwrap();
+        assert!(root.is_some(), "seed {seed}: node {} has no root at {height}", reference.index);
+        assert!(record.is_some(), "seed {seed}: node {} has no record at {height}", reference.index);
+        for other in &nodes[1..] {
+            let other_root = other.store().root_at(height).await;
+            assert_eq!(
+                root, other_root,
+                "seed {seed}: state roots of nodes {} and {} differ at height {height}",
+                reference.index, other.index
+            );
+            let other_record = other.store().record(height).await.unwrap();
+            assert_eq!(
+                record, other_record,
+                "seed {seed}: block records of nodes {} and {} differ at height {height}",
+                reference.index, other.index
+            );
+        }
+    }
+    common
+}
+
+/// Submit `count` signed transfers (every 7th fails at execution) on `node`; all are admitted.
+async fn submit(seed: u64, node: &Running, chain: &Chain, batch: u64, count: usize) -> Vec<TxId> {
+    let transactions = chain
+        .workload
+        .transfers(seed * 1_000 + batch, count, EXPIRY_MS, 7);
+    let results = node.node.submit.submit(&node.node.store, transactions).await;
+    results
+        .into_iter()
+        .map(|r| r.unwrap_or_else(|e| panic!("seed {seed}: admission refused: {e}")))
+        .collect()
+}
+
+#[test]
+fn four_validators_finalize_and_agree() {
+    for_seeds("four_validators_finalize_and_agree", |context, seed| async move {
+        let chain = Chain::new();
+        let oracle = network(&context, &chain).await;
+        link_all(&oracle, &chain.public_keys(), true).await;
+        let mut nodes = Vec::new();
+        for index in 0..N {
+            nodes.push(launch(&context, &oracle, &chain, index, 0).await);
+        }
+
+        // Transactions arrive on one validator, in a few batches while the chain runs.
+        let mut ids = Vec::new();
+        for batch in 0..4 {
+            ids.extend(submit(seed, &nodes[batch as usize % 2], &chain, batch, 50).await);
+            context.sleep(Duration::from_millis(700)).await;
+        }
+
+        let all: Vec<&Running> = nodes.iter().collect();
+        assert!(
+            wait_height(&context, &all, 20, Duration::from_secs(120)).await,
+            "seed {seed}: height 20 not reached: {:?}",
+            heights(&all)
+        );
+        assert!(
+            wait_final(&context, &all, &ids, Duration::from_secs(60)).await,
+            "seed {seed}: not every submitted transaction is final on every node: {:?}",
+            heights(&all)
+        );
+        let common = assert_agree(seed, &all).await;
+        assert!(common >= 20, "seed {seed}");
+        eprintln!(
+            "seed {seed}: {} transactions final, all agree up to {common} ({:.1}s)",
+            ids.len(),
+            now(&context)
+        );
+
+        // Every transaction landed exactly where the others say; some were rejected.
+        let mut rejected = 0;
+        for id in &ids {
+            let location = nodes[0].store().transaction(id).await.unwrap();
+            rejected += usize::from(location.rejection.is_some());
+            for node in &nodes[1..] {
+                assert_eq!(
+                    Some(location),
+                    node.store().transaction(id).await,
+                    "seed {seed}: transaction {} located differently on node {}",
+                    id.to_hex(),
+                    node.index
+                );
+            }
+        }
+        assert!(rejected > 0, "seed {seed}: expected some failing transfers");
+        assert!(rejected < ids.len(), "seed {seed}: every transfer failed");
+
+        // The blocks marshal serves match the records.
+        for height in 1..=common {
+            let record = nodes[0].store().record(height).await.unwrap().unwrap();
+            for node in &nodes {
+                let block = node
+                    .node
+                    .blocks
+                    .block(height)
+                    .await
+                    .unwrap_or_else(|| panic!("seed {seed}: node {} lacks block {height}", node.index));
+                assert_eq!(block.height, height, "seed {seed}");
+                assert_eq!(block.time_ms, record.time_ms, "seed {seed}: block {height}");
+                assert_eq!(
+                    block.transactions.len(),
+                    record.outcomes.len(),
+                    "seed {seed}: block {height} on node {}",
+                    node.index
+                );
+            }
+        }
+    });
+}
+
+#[test]
+fn one_of_four_down_keeps_finalizing() {
+    for_seeds("one_of_four_down_keeps_finalizing", |context, seed| async move {
+        let chain = Chain::new();
+        let oracle = network(&context, &chain).await;
+        link_all(&oracle, &chain.public_keys(), true).await;
+        // Validator 3 is never started: its leader views time out and are skipped.
+        let mut nodes = Vec::new();
+        for index in 0..N - 1 {
+            nodes.push(launch(&context, &oracle, &chain, index, 0).await);
+        }
+        let ids = submit(seed, &nodes[1], &chain, 0, 100).await;
+
+        let all: Vec<&Running> = nodes.iter().collect();
+        assert!(
+            wait_height(&context, &all, 20, Duration::from_secs(180)).await,
+            "seed {seed}: height 20 not reached with 3 of 4: {:?}",
+            heights(&all)
+        );
+        assert!(
+            wait_final(&context, &all, &ids, Duration::from_secs(60)).await,
+            "seed {seed}: transactions not final with 3 of 4: {:?}",
+            heights(&all)
+        );
+        let end = assert_agree(seed, &all).await;
+        eprintln!("seed {seed}: 3 of 4 agree up to {end} ({:.1}s)", now(&context));
+    });
+}
+
+#[test]
+fn two_of_four_down_halts_then_resumes() {
+    for_seeds("two_of_four_down_halts_then_resumes", |context, seed| async move {
+        let chain = Chain::new();
+        let oracle = network(&context, &chain).await;
+        link_all(&oracle, &chain.public_keys(), true).await;
+        let mut nodes = Vec::new();
+        for index in 0..N {
+            nodes.push(launch(&context, &oracle, &chain, index, 0).await);
+        }
+        let mut ids = submit(seed, &nodes[0], &chain, 0, 50).await;
+        {
+            let all: Vec<&Running> = nodes.iter().collect();
+            assert!(
+                wait_height(&context, &all, 8, Duration::from_secs(60)).await,
+                "seed {seed}: height 8 not reached: {:?}",
+                heights(&all)
+            );
+        }
+
+        // Crash validators 2 and 3: no quorum is left.
+        let third = nodes.pop().unwrap();
+        let second = nodes.pop().unwrap();
+        let crashed_at = third.height();
+        third.crash(&context).await;
+        second.crash(&context).await;
+
+        // Whatever was in flight settles, then nothing is finalized.
+        context.sleep(Duration::from_secs(3)).await;
+        let before: Vec<u64> = nodes.iter().map(Running::height).collect();
+        ids.extend(submit(seed, &nodes[0], &chain, 1, 50).await);
+        context.sleep(Duration::from_secs(10)).await;
+        let after: Vec<u64> = nodes.iter().map(Running::height).collect();
+        assert_eq!(
+            before, after,
+            "seed {seed}: 2 of 4 validators finalized blocks without a quorum"
+        );
+        let live: Vec<&Running> = nodes.iter().collect();
+        let halted = assert_agree(seed, &live).await;
+
+        // Restart validator 3 on its partitions: 3 of 4 again. It recovers what it had applied.
+        let restarted = launch(&context, &oracle, &chain, 3, 1).await;
+        assert!(
+            restarted.height() >= crashed_at,
+            "seed {seed}: restarted validator reopened at {} below its {crashed_at}",
+            restarted.height()
+        );
+        eprintln!(
+            "seed {seed}: halted at {:?} from {before:?}; node 3 crashed at {crashed_at}, reopened at {} ({:.1}s)",
+            after,
+            restarted.height(),
+            now(&context)
+        );
+        nodes.push(restarted);
+        let target = halted + 10;
+        let live: Vec<&Running> = nodes.iter().collect();
+        assert!(
+            wait_height(&context, &live, target, Duration::from_secs(180)).await,
+            "seed {seed}: finality did not resume to {target} after the restart: {:?}",
+            heights(&live)
+        );
+        assert!(
+            wait_final(&context, &live, &ids, Duration::from_secs(60)).await,
+            "seed {seed}: transactions not final after the restart: {:?}",
+            heights(&live)
+        );
+        let end = assert_agree(seed, &live).await;
+        eprintln!("seed {seed}: resumed to {end} ({:.1}s)", now(&context));
+    });
+}
+
+#[test]
+fn partition_heals() {
+    for_seeds("partition_heals", |context, seed| async move {
+        let chain = Chain::new();
+        let oracle = network(&context, &chain).await;
+        let keys = chain.public_keys();
+        link_all(&oracle, &keys, true).await;
+        let mut nodes = Vec::new();
+        for index in 0..N {
+            nodes.push(launch(&context, &oracle, &chain, index, 0).await);
+        }
+        let all: Vec<&Running> = nodes.iter().collect();
+        assert!(
+            wait_height(&context, &all, 5, Duration::from_secs(60)).await,
+            "seed {seed}: height 5 not reached: {:?}",
+            heights(&all)
+        );
+
+        // Split {0, 1} | {2, 3}.
+        for a in &keys[..2] {
+            for b in &keys[2..] {
+                oracle.remove_link(a.clone(), b.clone()).await.unwrap();
+                oracle.remove_link(b.clone(), a.clone()).await.unwrap();
+            }
+        }
+        context.sleep(Duration::from_secs(3)).await;
+        let before: Vec<u64> = nodes.iter().map(Running::height).collect();
+        let mut ids = submit(seed, &nodes[0], &chain, 0, 30).await;
+        ids.extend(submit(seed, &nodes[3], &chain, 1, 30).await);
+        context.sleep(Duration::from_secs(15)).await;
+        let after: Vec<u64> = nodes.iter().map(Running::height).collect();
+        assert_eq!(before, after, "seed {seed}: a 2/2 partition finalized blocks");
+        let split = assert_agree(seed, &all).await;
+
+        // Heal.
+        for a in &keys[..2] {
+            for b in &keys[2..] {
+                oracle.add_link(a.clone(), b.clone(), link()).await.unwrap();
+                oracle.add_link(b.clone(), a.clone(), link()).await.unwrap();
+            }
+        }
+        let target = after.iter().copied().max().unwrap().max(split) + 10;
+        assert!(
+            wait_height(&context, &all, target, Duration::from_secs(180)).await,
+            "seed {seed}: finality did not resume to {target} after healing: {:?}",
+            heights(&all)
+        );
+        assert!(
+            wait_final(&context, &all, &ids, Duration::from_secs(60)).await,
+            "seed {seed}: transactions from both sides not final after healing: {:?}",
+            heights(&all)
+        );
+        let end = assert_agree(seed, &all).await;
+        eprintln!(
+            "seed {seed}: split at {before:?}, still {after:?} before healing; healed to {end} ({:.1}s)",
+            now(&context)
+        );
+    });
+}
+
+#[test]
+fn byzantine_conflicter() {
+    for_seeds("byzantine_conflicter", |context, seed| async move {
+        let chain = Chain::new();
+        let oracle = network(&context, &chain).await;
+        let keys = chain.public_keys();
+        link_all(&oracle, &keys, true).await;
+
+        // Validator 0 signs a random conflicting notarize/finalize for every vote it sees, beside
+        // the vote itself; it never proposes.
+        let byzantine = 0;
+        let channels = register(&oracle, &keys[byzantine]).await;
+        let scheme = Scheme::signer(
+            &namespace(&chain.genesis_hash),
+            chain.validators.clone(),
+            chain.keys[byzantine].clone(),
+        )
+        .unwrap();
+        let conflicter: conflicter::Conflicter<_, _, Sha256> = conflicter::Conflicter::new(
+            context.child("byzantine"),
+            conflicter::Config { scheme },
+        );
+        conflicter.start(channels.votes);
+
+        let mut nodes = Vec::new();
+        for index in 1..N {
+            nodes.push(launch(&context, &oracle, &chain, index, 0).await);
+        }
+        let ids = submit(seed, &nodes[0], &chain, 0, 100).await;
+        let honest: Vec<&Running> = nodes.iter().collect();
+        assert!(
+            wait_height(&context, &honest, 20, Duration::from_secs(180)).await,
+            "seed {seed}: honest validators did not reach height 20: {:?}",
+            heights(&honest)
+        );
+        assert!(
+            wait_final(&context, &honest, &ids, Duration::from_secs(60)).await,
+            "seed {seed}: transactions not final: {:?}",
+            heights(&honest)
+        );
+        let end = assert_agree(seed, &honest).await;
+
+        // The honest validators caught the equivocation and blocked the byzantine one.
+        let blocked = oracle.blocked().await.unwrap();
+        assert!(
+            blocked.iter().all(|(_, to)| *to == keys[byzantine]),
+            "seed {seed}: an honest validator was blocked: {blocked:?}"
+        );
+        assert!(
+            blocked.iter().any(|(_, to)| *to == keys[byzantine]),
+            "seed {seed}: nobody blocked the conflicter"
+        );
+        eprintln!(
+            "seed {seed}: honest 3 agree up to {end}; blocks: {} ({:.1}s)",
+            blocked.len(),
+            now(&context)
+        );
+    });
+}
+
+/// The same seed replays the same execution: the runtime's event audit, the virtual time and
+/// every state root match.
+#[test]
+fn same_seed_same_run() {
+    let scenario = |context: Context, seed: u64| async move {
+        let chain = Chain::new();
+        let oracle = network(&context, &chain).await;
+        link_all(&oracle, &chain.public_keys(), true).await;
+        let mut nodes = Vec::new();
+        for index in 0..N {
+            nodes.push(launch(&context, &oracle, &chain, index, 0).await);
+        }
+        submit(seed, &nodes[0], &chain, 0, 50).await;
+        let all: Vec<&Running> = nodes.iter().collect();
+        assert!(
+            wait_height(&context, &all, 10, Duration::from_secs(60)).await,
+            "seed {seed}: height 10 not reached: {:?}",
+            heights(&all)
+        );
+        let common = assert_agree(seed, &all).await;
+        let mut roots = Vec::new();
+        for height in 0..=common {
+            roots.push(nodes[0].store().root_at(height).await.unwrap());
+        }
+        (context.auditor().state(), context.current(), roots)
+    };
+    let seed = SEEDS[0];
+    let first = run("same_seed_same_run", seed, scenario);
+    let second = run("same_seed_same_run", seed, scenario);
+    assert_eq!(first.1, second.1, "seed {seed}: virtual end times differ");
+    assert_eq!(first.2, second.2, "seed {seed}: state roots differ between runs");
+    assert_eq!(first.0, second.0, "seed {seed}: runtime audits differ between runs");
+}

@@ -1,0 +1,560 @@
+//! The node's HTTP API: JSON over HTTP (axum), an OpenAPI document at `/openapi.json`.
+//!
+//! Every error is JSON `{"code": "...", "message": "..."}` with a stable code and a 4xx status
+//! for anything the client can fix; a 500 means a bug or a storage failure, never bad input.
+
+use axum::{
+    Json, Router,
+    body::Bytes,
+    extract::{DefaultBodyLimit, Path, Query, State, rejection::JsonRejection},
+    http::{HeaderMap, HeaderValue, StatusCode, header},
+    response::{
+        IntoResponse, Response,
+        sse::{Event, KeepAlive, Sse},
+    },
+    routing::{get, post},
+};
+use commonware_codec::{DecodeExt as _, Encode};
+use kessai_chain::{
+    AdmissionError, BlockRecord, Context, Mempool, Store, Submitter, engine::BlockSource,
+};
+use kessai_state::{StateKey, StateValue};
+use kessai_types::{AccountId, AssetId, Hash32, PartyId, Rejection, Transaction, TxId};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+/// What the handlers share.
+#[derive(Clone)]
+pub struct Api {
+    pub store: Store<Context>,
+    pub mempool: Mempool,
+    pub submit: Submitter,
+    pub blocks: BlockSource,
+    pub counters: Arc<Counters>,
+    pub wait_timeout: Duration,
+    pub peers: usize,
+    /// The runtime's own metrics (consensus, p2p, storage) in Prometheus text.
+    pub runtime_metrics: Arc<dyn Fn() -> String + Send + Sync>,
+}
+
+/// Counters the API exports beside the runtime's.
+#[derive(Default)]
+pub struct Counters {
+    pub submitted: AtomicU64,
+    pub refused: AtomicU64,
+    pub applied: AtomicU64,
+    pub rejected: AtomicU64,
+    /// Sum and count of submit-to-final latencies observed by `wait=true` submissions.
+    pub finality_ms_sum: AtomicU64,
+    pub finality_count: AtomicU64,
+}
+
+/// An API error: a status, a stable code and a message.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+    retry_after_ms: Option<u64>,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+            retry_after_ms: None,
+        }
+    }
+    fn not_found(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, code, message)
+    }
+    fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, code, message)
+    }
+    fn internal(error: impl std::fmt::Display) -> Self {
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "INTERNAL",
+            error.to_string(),
+        )
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut body = json!({"code": self.code, "message": self.message});
+        let mut response = (self.status, ()).into_response();
+        if let Some(ms) = self.retry_after_ms {
+            body["retry_after_ms"] = json!(ms);
+            let seconds = ms.div_ceil(1000).max(1);
+            response.headers_mut().insert(
+                header::RETRY_AFTER,
+                HeaderValue::from_str(&seconds.to_string()).expect("digits"),
+            );
+        }
+        let (parts, _) = response.into_parts();
+        (parts, Json(body)).into_response()
+    }
+}
+
+impl From<JsonRejection> for ApiError {
+    fn from(rejection: JsonRejection) -> Self {
+        let status = rejection.status();
+        let code = if status == StatusCode::PAYLOAD_TOO_LARGE {
+            "REQUEST_TOO_LARGE"
+        } else {
+            "BAD_JSON"
+        };
+        ApiError::new(status, code, rejection.body_text())
+    }
+}
+
+fn admission_error(error: AdmissionError) -> ApiError {
+    let (status, code) = match error {
+        AdmissionError::BadSignature => (StatusCode::BAD_REQUEST, "BAD_SIGNATURE"),
+        AdmissionError::WrongNetwork { .. } => (StatusCode::BAD_REQUEST, "WRONG_NETWORK"),
+        AdmissionError::Expired => (StatusCode::BAD_REQUEST, "EXPIRED"),
+        AdmissionError::ExpiryTooFar => (StatusCode::BAD_REQUEST, "EXPIRY_TOO_FAR"),
+        AdmissionError::Duplicate => (StatusCode::CONFLICT, "DUPLICATE"),
+        AdmissionError::Busy { .. } => (StatusCode::TOO_MANY_REQUESTS, "MEMPOOL_FULL"),
+    };
+    let mut api = ApiError::new(status, code, error.to_string());
+    if let AdmissionError::Busy { retry_after_ms } = error {
+        api.retry_after_ms = Some(retry_after_ms);
+    }
+    api
+}
+
+type ApiResult<T> = Result<T, ApiError>;
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn unhex(text: &str) -> Option<Vec<u8>> {
+    if text.len() % 2 != 0 || !text.is_ascii() {
+        return None;
+    }
+    (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&text[i..i + 2], 16).ok())
+        .collect()
+}
+
+fn outcome_json(rejection: Option<Rejection>) -> Value {
+    match rejection {
+        None => json!({"result": "ACCEPTED"}),
+        Some(rejection) => json!({
+            "result": "REJECTED",
+            "code": rejection.code.name(),
+            "leg": rejection.leg,
+        }),
+    }
+}
+
+fn record_json(record: &BlockRecord, state_root: Option<Hash32>) -> Value {
+    json!({
+        "height": record.height,
+        "digest": record.digest.to_hex(),
+        "time_ms": record.time_ms,
+        "state_root": state_root.map(|root| root.to_hex()),
+        "transactions": record.outcomes.iter().enumerate().map(|(index, outcome)| json!({
+            "id": outcome.id.to_hex(),
+            "index": index,
+            "outcome": outcome_json(outcome.rejection),
+        })).collect::<Vec<_>>(),
+    })
+}
+
+pub fn router(api: Api, request_bytes_max: usize) -> Router {
+    Router::new()
+        .route("/v1/transactions", post(submit))
+        .route("/v1/transactions/{id}", get(transaction))
+        .route("/v1/accounts/{account}", get(account))
+        .route("/v1/accounts/{account}/balances/{asset}", get(balance))
+        .route("/v1/accounts/{account}/balances/{asset}/proof", get(proof))
+        .route("/v1/parties/{party}", get(party))
+        .route("/v1/assets/{asset}", get(asset))
+        .route("/v1/blocks/latest", get(latest_block))
+        .route("/v1/blocks/{height}", get(block))
+        .route("/v1/events", get(events))
+        .route("/v1/status", get(status))
+        .route("/health", get(health))
+        .route("/ready", get(ready))
+        .route("/metrics", get(metrics))
+        .route("/openapi.json", get(openapi))
+        .fallback(|| async { ApiError::not_found("NOT_FOUND", "no such endpoint") })
+        .layer(DefaultBodyLimit::max(request_bytes_max))
+        .with_state(api)
+}
+
+#[derive(Deserialize)]
+struct SubmitBody {
+    /// The signed transaction's canonical encoding, in hex.
+    transaction: String,
+}
+
+#[derive(Deserialize)]
+struct SubmitQuery {
+    #[serde(default)]
+    wait: bool,
+}
+
+async fn submit(
+    State(api): State<Api>,
+    query: Result<Query<SubmitQuery>, axum::extract::rejection::QueryRejection>,
+    body: Result<Json<SubmitBody>, JsonRejection>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let Query(query) =
+        query.map_err(|e| ApiError::bad_request("BAD_QUERY", e.body_text()))?;
+    let Json(body) = body?;
+    let bytes = unhex(&body.transaction).ok_or_else(|| {
+        ApiError::bad_request("MALFORMED_TRANSACTION", "`transaction` is not hex")
+    })?;
+    let transaction = Transaction::decode(Bytes::from(bytes)).map_err(|e| {
+        ApiError::bad_request(
+            "MALFORMED_TRANSACTION",
+            format!("not a canonical transaction: {e}"),
+        )
+    })?;
+    let started = Instant::now();
+    api.counters.submitted.fetch_add(1, Ordering::Relaxed);
+    let mut subscription = api.store.subscribe();
+    let id = match api.submit.submit(&api.store, vec![transaction]).await.remove(0) {
+        Ok(id) => id,
+        Err(error) => {
+            api.counters.refused.fetch_add(1, Ordering::Relaxed);
+            return Err(admission_error(error));
+        }
+    };
+    if !query.wait {
+        return Ok((
+            StatusCode::ACCEPTED,
+            Json(json!({"id": id.to_hex(), "status": "PENDING"})),
+        ));
+    }
+    let deadline = tokio::time::Instant::now() + api.wait_timeout;
+    loop {
+        if let Some(body) = final_status(&api, &id).await {
+            let ms = started.elapsed().as_millis() as u64;
+            api.counters.finality_ms_sum.fetch_add(ms, Ordering::Relaxed);
+            api.counters.finality_count.fetch_add(1, Ordering::Relaxed);
+            return Ok((StatusCode::OK, Json(body)));
+        }
+        match tokio::time::timeout_at(deadline, subscription.changed()).await {
+            Ok(Ok(())) => {}
+            _ => {
+                return Ok((
+                    StatusCode::ACCEPTED,
+                    Json(json!({"id": id.to_hex(), "status": "PENDING"})),
+                ));
+            }
+        }
+    }
+}
+
+async fn final_status(api: &Api, id: &TxId) -> Option<Value> {
+    let location = api.store.transaction(id).await?;
+    Some(json!({
+        "id": id.to_hex(),
+        "status": "FINAL",
+        "height": location.height,
+        "index": location.index,
+        "outcome": outcome_json(location.rejection),
+    }))
+}
+
+fn parse<T: std::str::FromStr>(text: &str, code: &'static str, what: &str) -> ApiResult<T>
+where
+    T::Err: std::fmt::Display,
+{
+    text.parse()
+        .map_err(|e| ApiError::bad_request(code, format!("{what} {text:?}: {e}")))
+}
+
+async fn transaction(State(api): State<Api>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+    let id: TxId = parse(&id, "BAD_TRANSACTION_ID", "transaction id")?;
+    if let Some(body) = final_status(&api, &id).await {
+        return Ok(Json(body));
+    }
+    if api.mempool.contains(&id) {
+        return Ok(Json(json!({"id": id.to_hex(), "status": "PENDING"})));
+    }
+    Err(ApiError::not_found(
+        "UNKNOWN_TRANSACTION",
+        "not final and not waiting on this node",
+    ))
+}
+
+async fn read(api: &Api, key: StateKey) -> ApiResult<(u64, Option<StateValue>)> {
+    api.store.get(&key).await.map_err(ApiError::internal)
+}
+
+async fn account(State(api): State<Api>, Path(account): Path<String>) -> ApiResult<Json<Value>> {
+    let id: AccountId = parse(&account, "BAD_ACCOUNT_ID", "account")?;
+    match read(&api, StateKey::Account(id)).await? {
+        (height, Some(StateValue::Account(a))) => Ok(Json(json!({
+            "id": a.id.to_string(), "owner": a.owner.to_string(), "frozen": a.frozen,
+            "height": height,
+        }))),
+        _ => Err(ApiError::not_found("UNKNOWN_ACCOUNT", format!("no account {id}"))),
+    }
+}
+
+async fn known_account_and_asset(api: &Api, account: &str, asset: &str) -> ApiResult<(AccountId, AssetId)> {
+    let account: AccountId = parse(account, "BAD_ACCOUNT_ID", "account")?;
+    let asset: AssetId = parse(asset, "BAD_ASSET_ID", "asset")?;
+    if !matches!(read(api, StateKey::Account(account)).await?.1, Some(StateValue::Account(_))) {
+        return Err(ApiError::not_found("UNKNOWN_ACCOUNT", format!("no account {account}")));
+    }
+    if !matches!(read(api, StateKey::Asset(asset)).await?.1, Some(StateValue::Asset(_))) {
+        return Err(ApiError::not_found("UNKNOWN_ASSET", format!("no asset {asset}")));
+    }
+    Ok((account, asset))
+}
+
+async fn balance(
+    State(api): State<Api>,
+    Path((account, asset)): Path<(String, String)>,
+) -> ApiResult<Json<Value>> {
+    let (account, asset) = known_account_and_asset(&api, &account, &asset).await?;
+    let (height, value) = read(&api, StateKey::Balance(account, asset)).await?;
+    let (available, encumbered) = match value {
+        Some(StateValue::Balance(b)) => (b.available, b.encumbered),
+        _ => (0, 0),
+    };
+    Ok(Json(json!({
+        "account": account.to_string(), "asset": asset.to_string(),
+        "available": available.to_string(), "encumbered": encumbered.to_string(),
+        "height": height,
+    })))
+}
+
+async fn proof(
+    State(api): State<Api>,
+    Path((account, asset)): Path<(String, String)>,
+) -> ApiResult<Json<Value>> {
+    let (account, asset) = known_account_and_asset(&api, &account, &asset).await?;
+    let key = StateKey::Balance(account, asset);
+    let (applied, proven) = api.store.prove(&key).await.map_err(ApiError::internal)?;
+    let Some((value, proof)) = proven else {
+        return Err(ApiError::not_found(
+            "NO_BALANCE",
+            "the account has never held this asset: there is no record to prove",
+        ));
+    };
+    let StateValue::Balance(b) = &value else {
+        return Err(ApiError::internal("balance key holds another record"));
+    };
+    Ok(Json(json!({
+        "account": account.to_string(), "asset": asset.to_string(),
+        "available": b.available.to_string(), "encumbered": b.encumbered.to_string(),
+        "height": applied.height,
+        "state_root": applied.state_root.to_hex(),
+        "value": hex(&value.encode()),
+        "proof": hex(&kessai_storage::encode_proof(&proof)),
+    })))
+}
+
+async fn party(State(api): State<Api>, Path(party): Path<String>) -> ApiResult<Json<Value>> {
+    let id: PartyId = parse(&party, "BAD_PARTY_ID", "party")?;
+    match read(&api, StateKey::Party(id)).await? {
+        (height, Some(StateValue::Party(p))) => {
+            let roles: Vec<&str> = crate::genesis::ROLES
+                .into_iter()
+                .filter(|role| p.roles.contains(*role))
+                .map(crate::genesis::role_name)
+                .collect();
+            Ok(Json(json!({
+                "id": p.id.to_string(), "public_key": p.public_key.to_string(),
+                "roles": roles, "kyc_attested": p.kyc.is_some(), "height": height,
+            })))
+        }
+        _ => Err(ApiError::not_found("UNKNOWN_PARTY", format!("no party {id}"))),
+    }
+}
+
+async fn asset(State(api): State<Api>, Path(asset): Path<String>) -> ApiResult<Json<Value>> {
+    let id: AssetId = parse(&asset, "BAD_ASSET_ID", "asset")?;
+    match read(&api, StateKey::Asset(id)).await? {
+        (height, Some(StateValue::Asset(a))) => Ok(Json(json!({
+            "id": a.id.to_string(), "class": format!("{:?}", a.class),
+            "administrator": a.administrator.to_string(), "kyc_required": a.kyc_required,
+            "frozen": a.frozen, "supply": a.supply.to_string(), "height": height,
+        }))),
+        _ => Err(ApiError::not_found("UNKNOWN_ASSET", format!("no asset {id}"))),
+    }
+}
+
+async fn block_json(api: &Api, height: u64) -> ApiResult<Json<Value>> {
+    let record = api
+        .store
+        .record(height)
+        .await
+        .map_err(ApiError::internal)?
+        .ok_or_else(|| ApiError::not_found("UNKNOWN_BLOCK", format!("no finalized block {height}")))?;
+    let mut body = record_json(&record, api.store.root_at(height).await);
+    if let Some(block) = api.blocks.block(height).await {
+        body["parent"] = json!(kessai_chain::block::digest_hash(&block.parent).to_hex());
+        body["attested_state_height"] = json!(block.state_height);
+        body["attested_state_root"] = json!(block.state_root.to_hex());
+        for (entry, transaction) in body["transactions"]
+            .as_array_mut()
+            .expect("array")
+            .iter_mut()
+            .zip(&block.transactions)
+        {
+            entry["submitter"] = json!(transaction.body.submitter.to_string());
+            entry["operation"] = json!(format!("{:?}", transaction.body.operation));
+        }
+    }
+    Ok(Json(body))
+}
+
+async fn block(State(api): State<Api>, Path(height): Path<String>) -> ApiResult<Json<Value>> {
+    let height: u64 = parse(&height, "BAD_HEIGHT", "height")?;
+    block_json(&api, height).await
+}
+
+async fn latest_block(State(api): State<Api>) -> ApiResult<Json<Value>> {
+    block_json(&api, api.store.applied().height).await
+}
+
+#[derive(Deserialize)]
+struct EventsQuery {
+    from_height: Option<u64>,
+}
+
+/// Finalized blocks as server-sent events, one per height, from `from_height` (or from the
+/// `Last-Event-ID` header plus one) onwards: never a gap, never a repeat. The event id is the
+/// height, so a client that reconnects with `Last-Event-ID` resumes exactly.
+async fn events(
+    State(api): State<Api>,
+    headers: HeaderMap,
+    query: Result<Query<EventsQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<impl IntoResponse> {
+    let Query(query) =
+        query.map_err(|e| ApiError::bad_request("BAD_QUERY", e.body_text()))?;
+    let resume = match headers.get("last-event-id") {
+        Some(value) => Some(
+            value
+                .to_str()
+                .ok()
+                .and_then(|v| v.parse::<u64>().ok())
+                .ok_or_else(|| ApiError::bad_request("BAD_LAST_EVENT_ID", "not a height"))?
+                + 1,
+        ),
+        None => None,
+    };
+    let start = resume.or(query.from_height).unwrap_or(api.store.applied().height + 1);
+    let stream = futures::stream::unfold((api, start), |(api, next)| async move {
+        let mut subscription = api.store.subscribe();
+        loop {
+            if api.store.applied().height >= next {
+                let event = match api.store.record(next).await {
+                    Ok(Some(record)) => {
+                        let root = api.store.root_at(next).await;
+                        Event::default()
+                            .id(next.to_string())
+                            .event("block")
+                            .json_data(record_json(&record, root))
+                            .expect("serializable")
+                    }
+                    _ => return None,
+                };
+                return Some((Ok::<_, std::convert::Infallible>(event), (api, next + 1)));
+            }
+            if subscription.changed().await.is_err() {
+                return None;
+            }
+        }
+    });
+    Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
+}
+
+#[derive(Serialize)]
+struct StatusBody {
+    network: u32,
+    height: u64,
+    time_ms: u64,
+    state_root: String,
+    mempool_transactions: usize,
+    mempool_bytes: usize,
+}
+
+async fn status(State(api): State<Api>) -> Json<StatusBody> {
+    let applied = api.store.applied();
+    let (transactions, bytes) = api.mempool.size();
+    Json(StatusBody {
+        network: api.mempool.chain().network,
+        height: applied.height,
+        time_ms: applied.time_ms,
+        state_root: applied.state_root.to_hex(),
+        mempool_transactions: transactions,
+        mempool_bytes: bytes,
+    })
+}
+
+async fn health() -> Json<Value> {
+    Json(json!({"status": "OK"}))
+}
+
+/// Ready once the node has applied a block after its start: it follows the chain.
+async fn ready(State(api): State<Api>) -> Response {
+    let applied = api.store.applied();
+    if applied.height > 0 {
+        Json(json!({"status": "READY", "height": applied.height})).into_response()
+    } else {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "NOT_READY",
+            "no block finalized yet",
+        )
+        .into_response()
+    }
+}
+
+async fn metrics(State(api): State<Api>) -> Response {
+    let applied = api.store.applied();
+    let (transactions, bytes) = api.mempool.size();
+    let c = &api.counters;
+    let mut text = String::new();
+    let mut gauge = |name: &str, help: &str, kind: &str, value: u64| {
+        text.push_str(&format!(
+            "# HELP kessai_{name} {help}\n# TYPE kessai_{name} {kind}\nkessai_{name} {value}\n"
+        ));
+    };
+    gauge("height", "Last applied finalized height.", "gauge", applied.height);
+    gauge("mempool_transactions", "Transactions waiting.", "gauge", transactions as u64);
+    gauge("mempool_bytes", "Bytes waiting.", "gauge", bytes as u64);
+    gauge("peers_configured", "Nodes in the p2p peer set.", "gauge", api.peers as u64);
+    gauge("submitted_total", "Transactions submitted to this API.", "counter", c.submitted.load(Ordering::Relaxed));
+    gauge("refused_total", "Submissions refused at admission.", "counter", c.refused.load(Ordering::Relaxed));
+    gauge("transactions_applied_total", "Finalized transactions accepted by the ledger.", "counter", c.applied.load(Ordering::Relaxed));
+    gauge("transactions_rejected_total", "Finalized transactions rejected by the ledger.", "counter", c.rejected.load(Ordering::Relaxed));
+    gauge("finality_latency_ms_sum", "Submit-to-final latency of waiting submissions.", "counter", c.finality_ms_sum.load(Ordering::Relaxed));
+    gauge("finality_latency_ms_count", "Waiting submissions that became final.", "counter", c.finality_count.load(Ordering::Relaxed));
+    text.push_str(&(api.runtime_metrics)());
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        text,
+    )
+        .into_response()
+}
+
+async fn openapi() -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        include_str!("openapi.json"),
+    )
+        .into_response()
+}

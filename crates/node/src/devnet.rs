@@ -1,0 +1,286 @@
+//! `kessai init` and `kessai devnet`: generate a network's keys, genesis and node configs, and
+//! run a local 4-validator network of real processes.
+
+use crate::{
+    config::{
+        ApiSection, ConsensusSection, MempoolSection, NodeConfig, NodeRole, NodeSection,
+        P2pSection, Peer,
+    },
+    genesis::{
+        AccountEntry, AssetEntry, BalanceEntry, ChainSection, GenesisFile, PartyEntry,
+        ValidatorEntry,
+    },
+    keystore::Keystore,
+};
+use kessai_types::{PartyId, PrivateKey};
+use std::{
+    net::{Ipv4Addr, SocketAddr},
+    path::{Path, PathBuf},
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
+
+/// What `kessai init` generates.
+pub struct InitOptions {
+    pub dir: PathBuf,
+    pub validators: usize,
+    pub observers: usize,
+    pub base_port: u16,
+    pub passphrase: String,
+}
+
+/// The demo parties: (id, roles).
+const DEMO_PARTIES: [(&str, &[&str]); 6] = [
+    ("GOVERNOR", &["network-governor"]),
+    ("BOJ", &["token-administrator"]),
+    ("CSD", &["token-administrator", "account-opening-agent"]),
+    ("BANK-A", &["participant"]),
+    ("BANK-B", &["participant"]),
+    ("CCP", &["participant", "central-counterparty"]),
+];
+
+fn demo_ledger(keys: &[(PartyId, PrivateKey)]) -> (Vec<PartyEntry>, Vec<AssetEntry>, Vec<AccountEntry>, Vec<BalanceEntry>) {
+    let parties = DEMO_PARTIES
+        .iter()
+        .zip(keys)
+        .map(|((id, roles), (_, key))| PartyEntry {
+            id: id.to_string(),
+            public_key: key.public_key().to_string(),
+            roles: roles.iter().map(|r| r.to_string()).collect(),
+        })
+        .collect();
+    let asset = |id: &str, class: &str, administrator: &str| AssetEntry {
+        id: id.into(),
+        class: class.into(),
+        currency: Some("JPY".into()),
+        minor_unit_exponent: (class == "cash").then_some(0),
+        unit: None,
+        administrator: administrator.into(),
+        kyc_required: false,
+    };
+    let assets = vec![
+        asset("JPY", "cash", "BOJ"),
+        asset("JGB-10Y", "bond", "CSD"),
+        asset("TOYOTA", "equity", "CSD"),
+    ];
+    let mut accounts = Vec::new();
+    let mut balances = Vec::new();
+    for owner in ["BANK-A", "BANK-B", "CCP"] {
+        for (suffix, asset, quantity) in [
+            ("CASH", "JPY", "10000000000"),
+            ("SEC", "JGB-10Y", "5000000000"),
+            ("SEC", "TOYOTA", "1000000"),
+        ] {
+            let id = format!("{owner}/{suffix}");
+            if !accounts.iter().any(|a: &AccountEntry| a.id == id) {
+                accounts.push(AccountEntry {
+                    id: id.clone(),
+                    owner: owner.into(),
+                });
+            }
+            balances.push(BalanceEntry {
+                account: id,
+                asset: asset.into(),
+                quantity: quantity.into(),
+            });
+        }
+    }
+    (parties, assets, accounts, balances)
+}
+
+fn localhost(port: u16) -> SocketAddr {
+    SocketAddr::from((Ipv4Addr::LOCALHOST, port))
+}
+
+/// The folder of node `index` (validators first, then observers).
+pub fn node_dir(dir: &Path, index: usize, validators: usize) -> PathBuf {
+    if index < validators {
+        dir.join(format!("validator-{index}"))
+    } else {
+        dir.join(format!("observer-{}", index - validators))
+    }
+}
+
+pub fn api_port(base_port: u16, index: usize) -> u16 {
+    base_port + 100 + index as u16
+}
+
+/// Generate keys, genesis, node configs and the demo keystore under `options.dir`.
+pub fn init(options: &InitOptions) -> anyhow::Result<()> {
+    let dir = &options.dir;
+    if dir.join("genesis.toml").exists() {
+        anyhow::bail!("{} already holds a network; remove it first", dir.display());
+    }
+    std::fs::create_dir_all(dir)?;
+    let nodes = options.validators + options.observers;
+    let node_keys: Vec<PrivateKey> = (0..nodes).map(|_| PrivateKey::generate()).collect();
+    let party_keys: Vec<(PartyId, PrivateKey)> = DEMO_PARTIES
+        .iter()
+        .map(|(id, _)| (PartyId::new(id).expect("valid id"), PrivateKey::generate()))
+        .collect();
+    let (parties, assets, accounts, balances) = demo_ledger(&party_keys);
+    let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_millis() as u64;
+    let genesis = GenesisFile {
+        chain: ChainSection {
+            network: 1,
+            time_ms: now,
+            governance_threshold: 1,
+            bundle_legs_max: 100,
+            block_transactions_max: 20_000,
+            expiry_horizon_ms: 24 * 60 * 60 * 1000,
+            expiry_horizon_blocks: 100_000,
+        },
+        validators: (0..options.validators)
+            .map(|i| ValidatorEntry {
+                name: format!("validator-{i}"),
+                public_key: node_keys[i].public_key().to_string(),
+            })
+            .collect(),
+        parties,
+        assets,
+        accounts,
+        balances,
+    };
+    genesis.to_genesis()?;
+    std::fs::write(dir.join("genesis.toml"), toml::to_string(&genesis)?)?;
+    let peers: Vec<Peer> = (0..nodes)
+        .map(|i| Peer {
+            public_key: node_keys[i].public_key().to_string(),
+            address: localhost(options.base_port + i as u16),
+        })
+        .collect();
+    for (index, key) in node_keys.iter().enumerate() {
+        let node_dir = node_dir(dir, index, options.validators);
+        std::fs::create_dir_all(&node_dir)?;
+        std::fs::write(node_dir.join("node.key"), key.to_text() + "\n")?;
+        let config = NodeConfig {
+            node: NodeSection {
+                role: if index < options.validators {
+                    NodeRole::Validator
+                } else {
+                    NodeRole::Observer
+                },
+                key_file: "node.key".into(),
+                genesis_file: "../genesis.toml".into(),
+                data_dir: "data".into(),
+                worker_threads: 2,
+                page_cache_pages: 16_384,
+            },
+            p2p: P2pSection {
+                listen: localhost(options.base_port + index as u16),
+                peers: peers.clone(),
+            },
+            api: ApiSection {
+                listen: localhost(api_port(options.base_port, index)),
+                request_bytes_max: 4 * 1024 * 1024,
+                wait_timeout_ms: 30_000,
+            },
+            mempool: MempoolSection::default(),
+            consensus: ConsensusSection::default(),
+        };
+        std::fs::write(node_dir.join("node.toml"), toml::to_string(&config)?)?;
+    }
+    Keystore { keys: party_keys }.save(&dir.join("keystore.json"), &options.passphrase)?;
+    Ok(())
+}
+
+/// Run `init` if needed, start every node as a child process, wait for them to be ready, print
+/// their addresses, and stop them all on Ctrl-C (or when one dies).
+pub async fn devnet(options: InitOptions) -> anyhow::Result<()> {
+    let dir = options.dir.clone();
+    if !dir.join("genesis.toml").exists() {
+        init(&options)?;
+        println!("created a {}-validator network in {}", options.validators, dir.display());
+    } else {
+        println!("reusing the network in {} (delete it for a fresh one)", dir.display());
+    }
+    let exe = std::env::current_exe()?;
+    let mut children = Vec::new();
+    let nodes = options.validators + options.observers;
+    for index in 0..nodes {
+        let node_dir = node_dir(&dir, index, options.validators);
+        let log = std::fs::File::create(node_dir.join("node.log"))?;
+        let child = tokio::process::Command::new(&exe)
+            .arg("node")
+            .arg("--config")
+            .arg(node_dir.join("node.toml"))
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .kill_on_drop(true)
+            .spawn()?;
+        children.push(child);
+    }
+    let client = reqwest::Client::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+    for index in 0..nodes {
+        let url = format!("http://{}/ready", localhost(api_port(options.base_port, index)));
+        loop {
+            if let Ok(response) = client.get(&url).send().await
+                && response.status().is_success()
+            {
+                break;
+            }
+            if tokio::time::Instant::now() > deadline {
+                anyhow::bail!(
+                    "node {index} not ready after 120 s; see {}",
+                    node_dir(&dir, index, options.validators).join("node.log").display()
+                );
+            }
+            if let Some(status) = children[index].try_wait()? {
+                anyhow::bail!(
+                    "node {index} exited ({status}); see {}",
+                    node_dir(&dir, index, options.validators).join("node.log").display()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+    println!("\nKessai devnet is running: {} validators{}", options.validators,
+        if options.observers > 0 { format!(", {} observers", options.observers) } else { String::new() });
+    for index in 0..nodes {
+        let node_dir = node_dir(&dir, index, options.validators);
+        println!(
+            "  {:<12} API http://{}  p2p {}  log {}",
+            node_dir.file_name().unwrap_or_default().to_string_lossy(),
+            localhost(api_port(options.base_port, index)),
+            localhost(options.base_port + index as u16),
+            node_dir.join("node.log").display()
+        );
+    }
+    let api = format!("http://{}", localhost(api_port(options.base_port, 0)));
+    let keystore = dir.join("keystore.json");
+    println!(
+        "\nDemo parties BANK-A, BANK-B, CCP hold JPY, JGB-10Y and TOYOTA in accounts like BANK-A/CASH, BANK-A/SEC.\n\
+         Try, in another terminal:\n  \
+         export KESSAI_API={api} KESSAI_KEYSTORE={} KESSAI_KEYSTORE_PASSPHRASE={}\n  \
+         kessai tx transfer --as BANK-A --from BANK-A/CASH --to BANK-B/CASH --asset JPY --quantity 1000 --wait\n  \
+         kessai query balance BANK-B/CASH JPY --prove\n\
+         Press Ctrl-C to stop.",
+        keystore.display(),
+        options.passphrase
+    );
+    let stopped = async {
+        loop {
+            for (index, child) in children.iter_mut().enumerate() {
+                if let Ok(Some(status)) = child.try_wait() {
+                    return (index, status);
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    };
+    let mut terminate =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => println!("\nstopping"),
+        _ = terminate.recv() => println!("terminated; stopping"),
+        (index, status) = stopped => println!("node {index} exited ({status}); stopping the others"),
+    }
+    for child in &mut children {
+        let _ = child.start_kill();
+    }
+    for child in &mut children {
+        let _ = child.wait().await;
+    }
+    println!("stopped; the ledger stays in {}", dir.display());
+    Ok(())
+}

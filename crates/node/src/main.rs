@@ -1,0 +1,315 @@
+//! `kessai`: the node and its command line.
+
+mod api;
+mod config;
+mod devnet;
+mod genesis;
+mod keystore;
+mod node;
+
+use clap::{Args, Parser, Subcommand};
+use commonware_codec::Encode;
+use kessai_types::{
+    AccountId, AssetId, Expiry, Leg, Operation, PartyId, SupplyChange, Transaction, TxBody,
+    UniqueId,
+};
+use serde_json::Value;
+use std::{path::PathBuf, time::SystemTime};
+
+#[derive(Parser)]
+#[command(name = "kessai", version, about = "Kessai: a permissioned ledger for post-trade settlement")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Generate validator keys, a genesis file with demo parties and assets, node configs and an
+    /// encrypted keystore.
+    Init {
+        #[command(flatten)]
+        network: NetworkArgs,
+    },
+    /// Run a validator or observer node.
+    Node {
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Start a local network (4 validators by default) with demo data; Ctrl-C stops it.
+    Devnet {
+        #[command(flatten)]
+        network: NetworkArgs,
+    },
+    /// Sign and submit transactions.
+    Tx {
+        #[command(flatten)]
+        client: ClientArgs,
+        #[command(subcommand)]
+        command: TxCommand,
+    },
+    /// Query the finalized ledger.
+    Query {
+        #[command(flatten)]
+        client: ClientArgs,
+        #[command(subcommand)]
+        command: QueryCommand,
+    },
+}
+
+#[derive(Args)]
+struct NetworkArgs {
+    /// Folder of the network's files.
+    #[arg(long, default_value = ".kessai/devnet")]
+    dir: PathBuf,
+    #[arg(long, default_value_t = 4)]
+    validators: usize,
+    #[arg(long, default_value_t = 0)]
+    observers: usize,
+    /// p2p ports are base, base+1...; API ports base+100, base+101...
+    #[arg(long, default_value_t = 7100)]
+    base_port: u16,
+    /// Passphrase of the generated keystore.
+    #[arg(long, env = "KESSAI_KEYSTORE_PASSPHRASE", default_value = "devnet")]
+    passphrase: String,
+}
+
+#[derive(Args)]
+struct ClientArgs {
+    /// The node's API.
+    #[arg(long, env = "KESSAI_API", default_value = "http://127.0.0.1:7200", global = true)]
+    api: String,
+    /// The keystore holding the signing party's key.
+    #[arg(long, env = "KESSAI_KEYSTORE", default_value = ".kessai/devnet/keystore.json", global = true)]
+    keystore: PathBuf,
+}
+
+#[derive(Subcommand)]
+enum TxCommand {
+    /// Move units from one account to another.
+    Transfer {
+        /// The signing party (owner of the source account).
+        #[arg(long = "as")]
+        signer: String,
+        #[arg(long)]
+        from: String,
+        #[arg(long)]
+        to: String,
+        #[arg(long)]
+        asset: String,
+        #[arg(long)]
+        quantity: u128,
+        /// Wait until final and print the outcome.
+        #[arg(long)]
+        wait: bool,
+    },
+    /// Issue new units of an asset into an account (its token administrator signs).
+    Issue {
+        #[arg(long = "as")]
+        signer: String,
+        #[arg(long)]
+        to: String,
+        #[arg(long)]
+        asset: String,
+        #[arg(long)]
+        quantity: u128,
+        #[arg(long)]
+        wait: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum QueryCommand {
+    /// Height, state root and mempool of the node.
+    Status,
+    /// A balance; with --prove, fetch its Merkle proof and verify it here.
+    Balance {
+        account: String,
+        asset: String,
+        #[arg(long)]
+        prove: bool,
+    },
+    /// A transaction's status and outcome.
+    Tx { id: String },
+    /// A finalized block (the latest without a height).
+    Block { height: Option<u64> },
+    Party { id: String },
+    Asset { id: String },
+    Account { id: String },
+}
+
+fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Node { config } => node::run(&config),
+        Command::Init { network } => {
+            devnet::init(&init_options(network))?;
+            println!("network written");
+            Ok(())
+        }
+        Command::Devnet { network } => runtime()?.block_on(devnet::devnet(init_options(network))),
+        Command::Tx { client, command } => runtime()?.block_on(tx(client, command)),
+        Command::Query { client, command } => runtime()?.block_on(query(client, command)),
+    }
+}
+
+fn init_options(network: NetworkArgs) -> devnet::InitOptions {
+    devnet::InitOptions {
+        dir: network.dir,
+        validators: network.validators,
+        observers: network.observers,
+        base_port: network.base_port,
+        passphrase: network.passphrase,
+    }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?)
+}
+
+/// An id as one URL path segment: ids may contain `/` (e.g. `BANK-A/CASH`).
+fn segment(id: &str) -> String {
+    id.replace('%', "%25").replace('/', "%2F")
+}
+
+async fn get(client: &ClientArgs, path: &str) -> anyhow::Result<Value> {
+    let response = reqwest::get(format!("{}{path}", client.api.trim_end_matches('/'))).await?;
+    let status = response.status();
+    let body: Value = response.json().await?;
+    if !status.is_success() {
+        anyhow::bail!("{status}: {} {}", body["code"], body["message"]);
+    }
+    Ok(body)
+}
+
+fn print(value: &Value) {
+    println!("{}", serde_json::to_string_pretty(value).expect("json"));
+}
+
+async fn tx(client: ClientArgs, command: TxCommand) -> anyhow::Result<()> {
+    let (signer, operation, wait) = match command {
+        TxCommand::Transfer { signer, from, to, asset, quantity, wait } => (
+            signer,
+            Operation::Transfer(Leg {
+                source: AccountId::new(&from)?,
+                target: AccountId::new(&to)?,
+                asset: AssetId::new(&asset)?,
+                quantity,
+            }),
+            wait,
+        ),
+        TxCommand::Issue { signer, to, asset, quantity, wait } => (
+            signer,
+            Operation::Issue(SupplyChange {
+                asset: AssetId::new(&asset)?,
+                account: AccountId::new(&to)?,
+                quantity,
+            }),
+            wait,
+        ),
+    };
+    let status = get(&client, "/v1/status").await?;
+    let network = status["network"]
+        .as_u64()
+        .ok_or_else(|| anyhow::anyhow!("the node's status has no network id"))? as u32;
+    let keys = keystore::Keystore::open(&client.keystore, &keystore::passphrase()?)?;
+    let signer = PartyId::new(&signer)?;
+    let now = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH)?.as_millis() as u64;
+    let body = TxBody {
+        network,
+        submitter: signer,
+        unique_id: UniqueId(rand::random()),
+        expiry: Expiry::TimeMs(now + 10 * 60 * 1000),
+        operation,
+    };
+    let transaction = Transaction::sign(body, &[(signer, keys.key(signer)?)]);
+    let hex: String = transaction.encode().iter().map(|b| format!("{b:02x}")).collect();
+    let url = format!(
+        "{}/v1/transactions{}",
+        client.api.trim_end_matches('/'),
+        if wait { "?wait=true" } else { "" }
+    );
+    let response = reqwest::Client::new()
+        .post(url)
+        .json(&serde_json::json!({ "transaction": hex }))
+        .send()
+        .await?;
+    let status = response.status();
+    let body: Value = response.json().await?;
+    print(&body);
+    if !status.is_success() {
+        anyhow::bail!("refused: {}", body["code"]);
+    }
+    Ok(())
+}
+
+async fn query(client: ClientArgs, command: QueryCommand) -> anyhow::Result<()> {
+    let value = match command {
+        QueryCommand::Status => get(&client, "/v1/status").await?,
+        QueryCommand::Balance { account, asset, prove: false } => {
+            get(&client, &format!("/v1/accounts/{}/balances/{}", segment(&account), segment(&asset))).await?
+        }
+        QueryCommand::Balance { account, asset, prove: true } => {
+            let mut body =
+                get(&client, &format!("/v1/accounts/{}/balances/{}/proof", segment(&account), segment(&asset))).await?;
+            let verified = verify_balance_proof(&body)?;
+            body["proof_verified_locally"] = Value::Bool(verified);
+            if !verified {
+                print(&body);
+                anyhow::bail!("the proof does NOT verify against the state root");
+            }
+            body
+        }
+        QueryCommand::Tx { id } => get(&client, &format!("/v1/transactions/{id}")).await?,
+        QueryCommand::Block { height: Some(height) } => {
+            get(&client, &format!("/v1/blocks/{height}")).await?
+        }
+        QueryCommand::Block { height: None } => get(&client, "/v1/blocks/latest").await?,
+        QueryCommand::Party { id } => get(&client, &format!("/v1/parties/{}", segment(&id))).await?,
+        QueryCommand::Asset { id } => get(&client, &format!("/v1/assets/{}", segment(&id))).await?,
+        QueryCommand::Account { id } => get(&client, &format!("/v1/accounts/{}", segment(&id))).await?,
+    };
+    print(&value);
+    Ok(())
+}
+
+/// Check a balance proof from the API without trusting the node: the key and value decode, the
+/// value matches the reported balance, and the proof ties them to the reported state root.
+fn verify_balance_proof(body: &Value) -> anyhow::Result<bool> {
+    let field = |name: &str| -> anyhow::Result<Vec<u8>> {
+        let text = body[name]
+            .as_str()
+            .ok_or_else(|| anyhow::anyhow!("proof response lacks {name}"))?;
+        (0..text.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(text.get(i..i + 2).unwrap_or("zz"), 16))
+            .collect::<Result<_, _>>()
+            .map_err(|_| anyhow::anyhow!("{name} is not hex"))
+    };
+    let key = kessai_state::StateKey::Balance(
+        AccountId::new(body["account"].as_str().unwrap_or_default())?,
+        AssetId::new(body["asset"].as_str().unwrap_or_default())?,
+    );
+    let value = kessai_state::StateValue::decode(&field("value")?)?;
+    let proof = kessai_storage::decode_proof(&field("proof")?)?;
+    let root: kessai_types::Hash32 = body["state_root"]
+        .as_str()
+        .unwrap_or_default()
+        .parse()
+        .map_err(|e| anyhow::anyhow!("state_root: {e}"))?;
+    let kessai_state::StateValue::Balance(balance) = &value else {
+        return Ok(false);
+    };
+    let reported = body["available"].as_str() == Some(&balance.available.to_string());
+    Ok(reported && kessai_storage::verify_proof(&root, &key, &value, &proof))
+}
