@@ -15,11 +15,11 @@ pub mod store;
 
 pub use app::{BlockRules, Scheme};
 pub use block::{BLOCK_BYTES_MAX, BLOCK_TRANSACTIONS_MAX, Block};
+pub use commonware_cryptography::ed25519::{PrivateKey as ValidatorKey, PublicKey as ValidatorId};
 pub use engine::{Channels, Node, Submitter, Timeouts, ValidatorConfig, start};
 pub use mempool::{AdmissionError, ChainView, Mempool, MempoolLimits};
-pub use store::{Applied, BlockRecord, Store, TxLocation};
 pub use net::{Context, NetworkConfig, metrics, run, start_networked};
-pub use commonware_cryptography::ed25519::{PrivateKey as ValidatorKey, PublicKey as ValidatorId};
+pub use store::{Applied, BlockRecord, Store, TxLocation};
 
 /// The validator set in consensus order.
 pub fn validator_set(

@@ -2,8 +2,8 @@
 //! known peers (each dialed at its configured address).
 
 use crate::engine::{
-    CHANNEL_BACKFILL, CHANNEL_BLOCKS, CHANNEL_CERTIFICATES, CHANNEL_RESOLVER,
-    CHANNEL_TRANSACTIONS, CHANNEL_VOTES, Channels, MESSAGE_BYTES_MAX, Node, ValidatorConfig,
+    CHANNEL_BACKFILL, CHANNEL_BLOCKS, CHANNEL_CERTIFICATES, CHANNEL_RESOLVER, CHANNEL_TRANSACTIONS,
+    CHANNEL_VOTES, Channels, MESSAGE_BYTES_MAX, Node, ValidatorConfig,
 };
 use commonware_cryptography::{ChaCha20Poly1305, Signer as _, ed25519};
 use commonware_p2p::{Address, AddressableManager as _, authenticated::lookup};
@@ -96,15 +96,8 @@ pub async fn start_networked(
     let strategy = Rayon::new(NonZeroUsize::new(cores).expect("non-zero"))
         .map_err(|e| StorageError::Database(format!("thread pool: {e}")))?;
     debug_assert_eq!(network.identity.public_key(), config.public_key);
-    let mut node = crate::engine::start(
-        context,
-        config,
-        channels,
-        oracle.clone(),
-        oracle,
-        strategy,
-    )
-    .await?;
+    let mut node =
+        crate::engine::start(context, config, channels, oracle.clone(), oracle, strategy).await?;
     node.handles.push(p2p_handle);
     Ok(node)
 }

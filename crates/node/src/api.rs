@@ -214,8 +214,7 @@ async fn submit(
     query: Result<Query<SubmitQuery>, axum::extract::rejection::QueryRejection>,
     body: Result<Json<SubmitBody>, JsonRejection>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    let Query(query) =
-        query.map_err(|e| ApiError::bad_request("BAD_QUERY", e.body_text()))?;
+    let Query(query) = query.map_err(|e| ApiError::bad_request("BAD_QUERY", e.body_text()))?;
     let Json(body) = body?;
     let bytes = unhex(&body.transaction).ok_or_else(|| {
         ApiError::bad_request("MALFORMED_TRANSACTION", "`transaction` is not hex")
@@ -229,7 +228,12 @@ async fn submit(
     let started = Instant::now();
     api.counters.submitted.fetch_add(1, Ordering::Relaxed);
     let mut subscription = api.store.subscribe();
-    let id = match api.submit.submit(&api.store, vec![transaction]).await.remove(0) {
+    let id = match api
+        .submit
+        .submit(&api.store, vec![transaction])
+        .await
+        .remove(0)
+    {
         Ok(id) => id,
         Err(error) => {
             api.counters.refused.fetch_add(1, Ordering::Relaxed);
@@ -246,7 +250,9 @@ async fn submit(
     loop {
         if let Some(body) = final_status(&api, &id).await {
             let ms = started.elapsed().as_millis() as u64;
-            api.counters.finality_ms_sum.fetch_add(ms, Ordering::Relaxed);
+            api.counters
+                .finality_ms_sum
+                .fetch_add(ms, Ordering::Relaxed);
             api.counters.finality_count.fetch_add(1, Ordering::Relaxed);
             return Ok((StatusCode::OK, Json(body)));
         }
@@ -306,18 +312,37 @@ async fn account(State(api): State<Api>, Path(account): Path<String>) -> ApiResu
             "id": a.id.to_string(), "owner": a.owner.to_string(), "frozen": a.frozen,
             "height": height,
         }))),
-        _ => Err(ApiError::not_found("UNKNOWN_ACCOUNT", format!("no account {id}"))),
+        _ => Err(ApiError::not_found(
+            "UNKNOWN_ACCOUNT",
+            format!("no account {id}"),
+        )),
     }
 }
 
-async fn known_account_and_asset(api: &Api, account: &str, asset: &str) -> ApiResult<(AccountId, AssetId)> {
+async fn known_account_and_asset(
+    api: &Api,
+    account: &str,
+    asset: &str,
+) -> ApiResult<(AccountId, AssetId)> {
     let account: AccountId = parse(account, "BAD_ACCOUNT_ID", "account")?;
     let asset: AssetId = parse(asset, "BAD_ASSET_ID", "asset")?;
-    if !matches!(read(api, StateKey::Account(account)).await?.1, Some(StateValue::Account(_))) {
-        return Err(ApiError::not_found("UNKNOWN_ACCOUNT", format!("no account {account}")));
+    if !matches!(
+        read(api, StateKey::Account(account)).await?.1,
+        Some(StateValue::Account(_))
+    ) {
+        return Err(ApiError::not_found(
+            "UNKNOWN_ACCOUNT",
+            format!("no account {account}"),
+        ));
     }
-    if !matches!(read(api, StateKey::Asset(asset)).await?.1, Some(StateValue::Asset(_))) {
-        return Err(ApiError::not_found("UNKNOWN_ASSET", format!("no asset {asset}")));
+    if !matches!(
+        read(api, StateKey::Asset(asset)).await?.1,
+        Some(StateValue::Asset(_))
+    ) {
+        return Err(ApiError::not_found(
+            "UNKNOWN_ASSET",
+            format!("no asset {asset}"),
+        ));
     }
     Ok((account, asset))
 }
@@ -379,7 +404,10 @@ async fn party(State(api): State<Api>, Path(party): Path<String>) -> ApiResult<J
                 "roles": roles, "kyc_attested": p.kyc.is_some(), "height": height,
             })))
         }
-        _ => Err(ApiError::not_found("UNKNOWN_PARTY", format!("no party {id}"))),
+        _ => Err(ApiError::not_found(
+            "UNKNOWN_PARTY",
+            format!("no party {id}"),
+        )),
     }
 }
 
@@ -391,7 +419,10 @@ async fn asset(State(api): State<Api>, Path(asset): Path<String>) -> ApiResult<J
             "administrator": a.administrator.to_string(), "kyc_required": a.kyc_required,
             "frozen": a.frozen, "supply": a.supply.to_string(), "height": height,
         }))),
-        _ => Err(ApiError::not_found("UNKNOWN_ASSET", format!("no asset {id}"))),
+        _ => Err(ApiError::not_found(
+            "UNKNOWN_ASSET",
+            format!("no asset {id}"),
+        )),
     }
 }
 
@@ -401,7 +432,9 @@ async fn block_json(api: &Api, height: u64) -> ApiResult<Json<Value>> {
         .record(height)
         .await
         .map_err(ApiError::internal)?
-        .ok_or_else(|| ApiError::not_found("UNKNOWN_BLOCK", format!("no finalized block {height}")))?;
+        .ok_or_else(|| {
+            ApiError::not_found("UNKNOWN_BLOCK", format!("no finalized block {height}"))
+        })?;
     let mut body = record_json(&record, api.store.root_at(height).await);
     if let Some(block) = api.blocks.block(height).await {
         body["parent"] = json!(kessai_chain::block::digest_hash(&block.parent).to_hex());
@@ -442,8 +475,7 @@ async fn events(
     headers: HeaderMap,
     query: Result<Query<EventsQuery>, axum::extract::rejection::QueryRejection>,
 ) -> ApiResult<impl IntoResponse> {
-    let Query(query) =
-        query.map_err(|e| ApiError::bad_request("BAD_QUERY", e.body_text()))?;
+    let Query(query) = query.map_err(|e| ApiError::bad_request("BAD_QUERY", e.body_text()))?;
     let resume = match headers.get("last-event-id") {
         Some(value) => Some(
             value
@@ -455,7 +487,9 @@ async fn events(
         ),
         None => None,
     };
-    let start = resume.or(query.from_height).unwrap_or(api.store.applied().height + 1);
+    let start = resume
+        .or(query.from_height)
+        .unwrap_or(api.store.applied().height + 1);
     let stream = futures::stream::unfold((api, start), |(api, next)| async move {
         let mut subscription = api.store.subscribe();
         loop {
@@ -533,22 +567,63 @@ async fn metrics(State(api): State<Api>) -> Response {
             "# HELP kessai_{name} {help}\n# TYPE kessai_{name} {kind}\nkessai_{name} {value}\n"
         ));
     };
-    gauge("height", "Last applied finalized height.", "gauge", applied.height);
-    gauge("mempool_transactions", "Transactions waiting.", "gauge", transactions as u64);
+    gauge(
+        "height",
+        "Last applied finalized height.",
+        "gauge",
+        applied.height,
+    );
+    gauge(
+        "mempool_transactions",
+        "Transactions waiting.",
+        "gauge",
+        transactions as u64,
+    );
     gauge("mempool_bytes", "Bytes waiting.", "gauge", bytes as u64);
-    gauge("peers_configured", "Nodes in the p2p peer set.", "gauge", api.peers as u64);
-    gauge("submitted_total", "Transactions submitted to this API.", "counter", c.submitted.load(Ordering::Relaxed));
-    gauge("refused_total", "Submissions refused at admission.", "counter", c.refused.load(Ordering::Relaxed));
-    gauge("transactions_applied_total", "Finalized transactions accepted by the ledger.", "counter", c.applied.load(Ordering::Relaxed));
-    gauge("transactions_rejected_total", "Finalized transactions rejected by the ledger.", "counter", c.rejected.load(Ordering::Relaxed));
-    gauge("finality_latency_ms_sum", "Submit-to-final latency of waiting submissions.", "counter", c.finality_ms_sum.load(Ordering::Relaxed));
-    gauge("finality_latency_ms_count", "Waiting submissions that became final.", "counter", c.finality_count.load(Ordering::Relaxed));
+    gauge(
+        "peers_configured",
+        "Nodes in the p2p peer set.",
+        "gauge",
+        api.peers as u64,
+    );
+    gauge(
+        "submitted_total",
+        "Transactions submitted to this API.",
+        "counter",
+        c.submitted.load(Ordering::Relaxed),
+    );
+    gauge(
+        "refused_total",
+        "Submissions refused at admission.",
+        "counter",
+        c.refused.load(Ordering::Relaxed),
+    );
+    gauge(
+        "transactions_applied_total",
+        "Finalized transactions accepted by the ledger.",
+        "counter",
+        c.applied.load(Ordering::Relaxed),
+    );
+    gauge(
+        "transactions_rejected_total",
+        "Finalized transactions rejected by the ledger.",
+        "counter",
+        c.rejected.load(Ordering::Relaxed),
+    );
+    gauge(
+        "finality_latency_ms_sum",
+        "Submit-to-final latency of waiting submissions.",
+        "counter",
+        c.finality_ms_sum.load(Ordering::Relaxed),
+    );
+    gauge(
+        "finality_latency_ms_count",
+        "Waiting submissions that became final.",
+        "counter",
+        c.finality_count.load(Ordering::Relaxed),
+    );
     text.push_str(&(api.runtime_metrics)());
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        text,
-    )
-        .into_response()
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }
 
 async fn openapi() -> Response {

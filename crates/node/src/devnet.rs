@@ -38,7 +38,14 @@ const DEMO_PARTIES: [(&str, &[&str]); 6] = [
     ("CCP", &["participant", "central-counterparty"]),
 ];
 
-fn demo_ledger(keys: &[(PartyId, PrivateKey)]) -> (Vec<PartyEntry>, Vec<AssetEntry>, Vec<AccountEntry>, Vec<BalanceEntry>) {
+fn demo_ledger(
+    keys: &[(PartyId, PrivateKey)],
+) -> (
+    Vec<PartyEntry>,
+    Vec<AssetEntry>,
+    Vec<AccountEntry>,
+    Vec<BalanceEntry>,
+) {
     let parties = DEMO_PARTIES
         .iter()
         .zip(keys)
@@ -189,9 +196,16 @@ pub async fn devnet(options: InitOptions) -> anyhow::Result<()> {
     let dir = options.dir.clone();
     if !dir.join("genesis.toml").exists() {
         init(&options)?;
-        println!("created a {}-validator network in {}", options.validators, dir.display());
+        println!(
+            "created a {}-validator network in {}",
+            options.validators,
+            dir.display()
+        );
     } else {
-        println!("reusing the network in {} (delete it for a fresh one)", dir.display());
+        println!(
+            "reusing the network in {} (delete it for a fresh one)",
+            dir.display()
+        );
     }
     let exe = std::env::current_exe()?;
     let mut children = Vec::new();
@@ -212,7 +226,10 @@ pub async fn devnet(options: InitOptions) -> anyhow::Result<()> {
     let client = reqwest::Client::new();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
     for index in 0..nodes {
-        let url = format!("http://{}/ready", localhost(api_port(options.base_port, index)));
+        let url = format!(
+            "http://{}/ready",
+            localhost(api_port(options.base_port, index))
+        );
         loop {
             if let Ok(response) = client.get(&url).send().await
                 && response.status().is_success()
@@ -222,20 +239,31 @@ pub async fn devnet(options: InitOptions) -> anyhow::Result<()> {
             if tokio::time::Instant::now() > deadline {
                 anyhow::bail!(
                     "node {index} not ready after 120 s; see {}",
-                    node_dir(&dir, index, options.validators).join("node.log").display()
+                    node_dir(&dir, index, options.validators)
+                        .join("node.log")
+                        .display()
                 );
             }
             if let Some(status) = children[index].try_wait()? {
                 anyhow::bail!(
                     "node {index} exited ({status}); see {}",
-                    node_dir(&dir, index, options.validators).join("node.log").display()
+                    node_dir(&dir, index, options.validators)
+                        .join("node.log")
+                        .display()
                 );
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
-    println!("\nKessai devnet is running: {} validators{}", options.validators,
-        if options.observers > 0 { format!(", {} observers", options.observers) } else { String::new() });
+    println!(
+        "\nKessai devnet is running: {} validators{}",
+        options.validators,
+        if options.observers > 0 {
+            format!(", {} observers", options.observers)
+        } else {
+            String::new()
+        }
+    );
     for index in 0..nodes {
         let node_dir = node_dir(&dir, index, options.validators);
         println!(
@@ -268,8 +296,7 @@ pub async fn devnet(options: InitOptions) -> anyhow::Result<()> {
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
     };
-    let mut terminate =
-        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     tokio::select! {
         _ = tokio::signal::ctrl_c() => println!("\nstopping"),
         _ = terminate.recv() => println!("terminated; stopping"),

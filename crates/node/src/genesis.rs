@@ -118,7 +118,10 @@ pub enum GenesisFileError {
     #[error("cannot read {path}: {error}")]
     Io { path: String, error: std::io::Error },
     #[error("{path}: {error}")]
-    Syntax { path: String, error: toml::de::Error },
+    Syntax {
+        path: String,
+        error: toml::de::Error,
+    },
     #[error("genesis field `{field}`: {reason}")]
     Field { field: String, reason: String },
 }
@@ -170,10 +173,11 @@ impl GenesisFile {
             error,
         })?;
         let text = String::from_utf8_lossy(&bytes);
-        let file: GenesisFile = toml::from_str(&text).map_err(|error| GenesisFileError::Syntax {
-            path: display,
-            error,
-        })?;
+        let file: GenesisFile =
+            toml::from_str(&text).map_err(|error| GenesisFileError::Syntax {
+                path: display,
+                error,
+            })?;
         let genesis = file.to_genesis()?;
         let validators = file
             .validators
@@ -214,7 +218,10 @@ impl GenesisFile {
                     .collect::<Result<Vec<_>, _>>()?;
                 Ok(Party {
                     id: PartyId::new(&p.id).map_err(|e| field(at("id"), e))?,
-                    public_key: p.public_key.parse().map_err(|e| field(at("public_key"), e))?,
+                    public_key: p
+                        .public_key
+                        .parse()
+                        .map_err(|e| field(at("public_key"), e))?,
                     roles: RoleSet::of(&roles),
                     kyc: None,
                 })

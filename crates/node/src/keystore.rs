@@ -119,12 +119,14 @@ impl Keystore {
             nonce: hex(&nonce),
             ciphertext: hex(&ciphertext),
         };
-        std::fs::write(path, serde_json::to_vec_pretty(&file).expect("serializable")).map_err(
-            |error| KeystoreError::Io {
-                path: path.display().to_string(),
-                error,
-            },
+        std::fs::write(
+            path,
+            serde_json::to_vec_pretty(&file).expect("serializable"),
         )
+        .map_err(|error| KeystoreError::Io {
+            path: path.display().to_string(),
+            error,
+        })
     }
 
     pub fn open(path: &Path, passphrase: &str) -> Result<Self, KeystoreError> {
@@ -156,8 +158,7 @@ impl Keystore {
             .into_iter()
             .map(|entry| {
                 Ok((
-                    PartyId::new(&entry.party)
-                        .map_err(|e| KeystoreError::Format(e.to_string()))?,
+                    PartyId::new(&entry.party).map_err(|e| KeystoreError::Format(e.to_string()))?,
                     PrivateKey::from_text(&entry.key)
                         .map_err(|e| KeystoreError::Format(e.to_string()))?,
                 ))
@@ -183,7 +184,10 @@ mod tests {
         .save(&path, "correct horse")
         .unwrap();
         let text = std::fs::read_to_string(&path).unwrap();
-        assert!(!text.contains(&key.to_text()[8..]), "the secret is not in clear");
+        assert!(
+            !text.contains(&key.to_text()[8..]),
+            "the secret is not in clear"
+        );
         let opened = Keystore::open(&path, "correct horse").unwrap();
         assert_eq!(opened.key(party).unwrap().public_key(), key.public_key());
         assert!(matches!(

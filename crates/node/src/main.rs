@@ -1,11 +1,6 @@
 //! `kessai`: the node and its command line.
 
-mod api;
-mod config;
-mod devnet;
-mod genesis;
-mod keystore;
-mod node;
+use kessai::{devnet, keystore, node};
 
 use clap::{Args, Parser, Subcommand};
 use commonware_codec::Encode;
@@ -17,7 +12,11 @@ use serde_json::Value;
 use std::{path::PathBuf, time::SystemTime};
 
 #[derive(Parser)]
-#[command(name = "kessai", version, about = "Kessai: a permissioned ledger for post-trade settlement")]
+#[command(
+    name = "kessai",
+    version,
+    about = "Kessai: a permissioned ledger for post-trade settlement"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -77,10 +76,20 @@ struct NetworkArgs {
 #[derive(Args)]
 struct ClientArgs {
     /// The node's API.
-    #[arg(long, env = "KESSAI_API", default_value = "http://127.0.0.1:7200", global = true)]
+    #[arg(
+        long,
+        env = "KESSAI_API",
+        default_value = "http://127.0.0.1:7200",
+        global = true
+    )]
     api: String,
     /// The keystore holding the signing party's key.
-    #[arg(long, env = "KESSAI_KEYSTORE", default_value = ".kessai/devnet/keystore.json", global = true)]
+    #[arg(
+        long,
+        env = "KESSAI_KEYSTORE",
+        default_value = ".kessai/devnet/keystore.json",
+        global = true
+    )]
     keystore: PathBuf,
 }
 
@@ -130,19 +139,29 @@ enum QueryCommand {
         prove: bool,
     },
     /// A transaction's status and outcome.
-    Tx { id: String },
+    Tx {
+        id: String,
+    },
     /// A finalized block (the latest without a height).
-    Block { height: Option<u64> },
-    Party { id: String },
-    Asset { id: String },
-    Account { id: String },
+    Block {
+        height: Option<u64>,
+    },
+    Party {
+        id: String,
+    },
+    Asset {
+        id: String,
+    },
+    Account {
+        id: String,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info".into()),
+                .unwrap_or_else(|_| "info,commonware_consensus=warn".into()),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -198,7 +217,14 @@ fn print(value: &Value) {
 
 async fn tx(client: ClientArgs, command: TxCommand) -> anyhow::Result<()> {
     let (signer, operation, wait) = match command {
-        TxCommand::Transfer { signer, from, to, asset, quantity, wait } => (
+        TxCommand::Transfer {
+            signer,
+            from,
+            to,
+            asset,
+            quantity,
+            wait,
+        } => (
             signer,
             Operation::Transfer(Leg {
                 source: AccountId::new(&from)?,
@@ -208,7 +234,13 @@ async fn tx(client: ClientArgs, command: TxCommand) -> anyhow::Result<()> {
             }),
             wait,
         ),
-        TxCommand::Issue { signer, to, asset, quantity, wait } => (
+        TxCommand::Issue {
+            signer,
+            to,
+            asset,
+            quantity,
+            wait,
+        } => (
             signer,
             Operation::Issue(SupplyChange {
                 asset: AssetId::new(&asset)?,
@@ -221,10 +253,13 @@ async fn tx(client: ClientArgs, command: TxCommand) -> anyhow::Result<()> {
     let status = get(&client, "/v1/status").await?;
     let network = status["network"]
         .as_u64()
-        .ok_or_else(|| anyhow::anyhow!("the node's status has no network id"))? as u32;
+        .ok_or_else(|| anyhow::anyhow!("the node's status has no network id"))?
+        as u32;
     let keys = keystore::Keystore::open(&client.keystore, &keystore::passphrase()?)?;
     let signer = PartyId::new(&signer)?;
-    let now = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH)?.as_millis() as u64;
+    let now = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)?
+        .as_millis() as u64;
     let body = TxBody {
         network,
         submitter: signer,
@@ -233,7 +268,11 @@ async fn tx(client: ClientArgs, command: TxCommand) -> anyhow::Result<()> {
         operation,
     };
     let transaction = Transaction::sign(body, &[(signer, keys.key(signer)?)]);
-    let hex: String = transaction.encode().iter().map(|b| format!("{b:02x}")).collect();
+    let hex: String = transaction
+        .encode()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
     let url = format!(
         "{}/v1/transactions{}",
         client.api.trim_end_matches('/'),
@@ -256,12 +295,35 @@ async fn tx(client: ClientArgs, command: TxCommand) -> anyhow::Result<()> {
 async fn query(client: ClientArgs, command: QueryCommand) -> anyhow::Result<()> {
     let value = match command {
         QueryCommand::Status => get(&client, "/v1/status").await?,
-        QueryCommand::Balance { account, asset, prove: false } => {
-            get(&client, &format!("/v1/accounts/{}/balances/{}", segment(&account), segment(&asset))).await?
+        QueryCommand::Balance {
+            account,
+            asset,
+            prove: false,
+        } => {
+            get(
+                &client,
+                &format!(
+                    "/v1/accounts/{}/balances/{}",
+                    segment(&account),
+                    segment(&asset)
+                ),
+            )
+            .await?
         }
-        QueryCommand::Balance { account, asset, prove: true } => {
-            let mut body =
-                get(&client, &format!("/v1/accounts/{}/balances/{}/proof", segment(&account), segment(&asset))).await?;
+        QueryCommand::Balance {
+            account,
+            asset,
+            prove: true,
+        } => {
+            let mut body = get(
+                &client,
+                &format!(
+                    "/v1/accounts/{}/balances/{}/proof",
+                    segment(&account),
+                    segment(&asset)
+                ),
+            )
+            .await?;
             let verified = verify_balance_proof(&body)?;
             body["proof_verified_locally"] = Value::Bool(verified);
             if !verified {
@@ -271,13 +333,17 @@ async fn query(client: ClientArgs, command: QueryCommand) -> anyhow::Result<()> 
             body
         }
         QueryCommand::Tx { id } => get(&client, &format!("/v1/transactions/{id}")).await?,
-        QueryCommand::Block { height: Some(height) } => {
-            get(&client, &format!("/v1/blocks/{height}")).await?
-        }
+        QueryCommand::Block {
+            height: Some(height),
+        } => get(&client, &format!("/v1/blocks/{height}")).await?,
         QueryCommand::Block { height: None } => get(&client, "/v1/blocks/latest").await?,
-        QueryCommand::Party { id } => get(&client, &format!("/v1/parties/{}", segment(&id))).await?,
+        QueryCommand::Party { id } => {
+            get(&client, &format!("/v1/parties/{}", segment(&id))).await?
+        }
         QueryCommand::Asset { id } => get(&client, &format!("/v1/assets/{}", segment(&id))).await?,
-        QueryCommand::Account { id } => get(&client, &format!("/v1/accounts/{}", segment(&id))).await?,
+        QueryCommand::Account { id } => {
+            get(&client, &format!("/v1/accounts/{}", segment(&id))).await?
+        }
     };
     print(&value);
     Ok(())

@@ -128,9 +128,14 @@ async fn serve(
                 let height = store.applied().height;
                 for h in counted + 1..=height {
                     if let Ok(Some(record)) = store.record(h).await {
-                        let rejected =
-                            record.outcomes.iter().filter(|o| o.rejection.is_some()).count();
-                        counters.rejected.fetch_add(rejected as u64, Ordering::Relaxed);
+                        let rejected = record
+                            .outcomes
+                            .iter()
+                            .filter(|o| o.rejection.is_some())
+                            .count();
+                        counters
+                            .rejected
+                            .fetch_add(rejected as u64, Ordering::Relaxed);
                         counters.applied.fetch_add(
                             (record.outcomes.len() - rejected) as u64,
                             Ordering::Relaxed,

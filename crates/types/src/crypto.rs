@@ -186,7 +186,8 @@ impl std::str::FromStr for PublicKey {
     fn from_str(text: &str) -> Result<Self, Self::Err> {
         let hex = text.strip_prefix("ed25519:").ok_or(KeyTextError::Format)?;
         let bytes = hex32(hex)?;
-        let key = ed25519::PublicKey::decode(bytes::Bytes::copy_from_slice(&bytes)).map_err(|_| KeyTextError::Invalid)?;
+        let key = ed25519::PublicKey::decode(bytes::Bytes::copy_from_slice(&bytes))
+            .map_err(|_| KeyTextError::Invalid)?;
         Ok(PublicKey::Ed25519(key))
     }
 }
@@ -212,7 +213,8 @@ impl PrivateKey {
     pub fn from_text(text: &str) -> Result<Self, KeyTextError> {
         let hex = text.strip_prefix("ed25519:").ok_or(KeyTextError::Format)?;
         let bytes = hex32(hex)?;
-        let key = ed25519::PrivateKey::decode(bytes::Bytes::copy_from_slice(&bytes)).map_err(|_| KeyTextError::Invalid)?;
+        let key = ed25519::PrivateKey::decode(bytes::Bytes::copy_from_slice(&bytes))
+            .map_err(|_| KeyTextError::Invalid)?;
         Ok(PrivateKey::Ed25519(key))
     }
 

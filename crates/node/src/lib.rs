@@ -1,0 +1,9 @@
+//! The Kessai node: configuration, genesis file, HTTP API, keystore, and the `init` and `devnet`
+//! commands. The `kessai` binary is a thin command line over these.
+
+pub mod api;
+pub mod config;
+pub mod devnet;
+pub mod genesis;
+pub mod keystore;
+pub mod node;

@@ -1,0 +1,506 @@
+//! Four real `kessai node` processes on loopback: the API's endpoints and error classes, then
+//! transfers through a `kill -9` of one validator and its restart, checking that every
+//! transaction reported final is on every node, with identical state roots.
+
+use commonware_codec::Encode;
+use kessai::keystore::Keystore;
+use kessai_types::{
+    AccountId, AssetId, Expiry, Leg, Operation, PartyId, PrivateKey, Transaction, TxBody, UniqueId,
+};
+use serde_json::{Value, json};
+use std::{
+    path::PathBuf,
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant, SystemTime},
+};
+
+const VALIDATORS: usize = 4;
+const PASSPHRASE: &str = "network-test";
+
+fn kessai() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_kessai"))
+}
+
+struct Network {
+    dir: tempfile::TempDir,
+    base_port: u16,
+    nodes: Vec<Option<Child>>,
+}
+
+impl Network {
+    fn node_dir(&self, index: usize) -> PathBuf {
+        self.dir.path().join(format!("validator-{index}"))
+    }
+
+    fn api(&self, index: usize) -> String {
+        format!("http://127.0.0.1:{}", self.base_port + 100 + index as u16)
+    }
+
+    fn start(&mut self, index: usize) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.node_dir(index).join("node.log"))
+            .unwrap();
+        let child = kessai()
+            .arg("node")
+            .arg("--config")
+            .arg(self.node_dir(index).join("node.toml"))
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("start a node");
+        self.nodes[index] = Some(child);
+    }
+
+    fn kill(&mut self, index: usize) {
+        if let Some(mut child) = self.nodes[index].take() {
+            child.kill().unwrap(); // SIGKILL
+            child.wait().unwrap();
+        }
+    }
+
+    fn log_tail(&self, index: usize) -> String {
+        let text =
+            std::fs::read_to_string(self.node_dir(index).join("node.log")).unwrap_or_default();
+        text.lines()
+            .rev()
+            .take(30)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+}
+
+impl Drop for Network {
+    fn drop(&mut self) {
+        for index in 0..self.nodes.len() {
+            self.kill(index);
+        }
+    }
+}
+
+fn init(base_port: u16) -> Network {
+    let dir = tempfile::tempdir().unwrap();
+    let status = kessai()
+        .args(["init", "--dir"])
+        .arg(dir.path())
+        .args([
+            "--base-port",
+            &base_port.to_string(),
+            "--passphrase",
+            PASSPHRASE,
+        ])
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success(), "kessai init failed");
+    Network {
+        dir,
+        base_port,
+        nodes: (0..VALIDATORS).map(|_| None).collect(),
+    }
+}
+
+async fn get(client: &reqwest::Client, url: &str) -> (u16, Value) {
+    let response = client.get(url).send().await.unwrap();
+    let status = response.status().as_u16();
+    let text = response.text().await.unwrap();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
+}
+
+async fn post(client: &reqwest::Client, url: &str, body: impl Into<reqwest::Body>) -> (u16, Value) {
+    let response = client
+        .post(url)
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    let text = response.text().await.unwrap();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
+}
+
+async fn wait_ready(client: &reqwest::Client, network: &Network, index: usize, min_height: u64) {
+    let deadline = Instant::now() + Duration::from_secs(240);
+    loop {
+        if let Ok(response) = client
+            .get(format!("{}/v1/status", network.api(index)))
+            .send()
+            .await
+            && let Ok(body) = response.json::<Value>().await
+            && body["height"].as_u64().unwrap_or(0) >= min_height.max(1)
+        {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "node {index} not at height {min_height} in time; log:\n{}",
+            network.log_tail(index)
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+}
+
+fn transfer(
+    network: u32,
+    signer: &str,
+    key: &PrivateKey,
+    from: &str,
+    to: &str,
+    quantity: u128,
+) -> Transaction {
+    let party = PartyId::new(signer).unwrap();
+    let body = TxBody {
+        network,
+        submitter: party,
+        unique_id: UniqueId(rand::random()),
+        expiry: Expiry::TimeMs(now_ms() + 600_000),
+        operation: Operation::Transfer(Leg {
+            source: AccountId::new(from).unwrap(),
+            target: AccountId::new(to).unwrap(),
+            asset: AssetId::new("JPY").unwrap(),
+            quantity,
+        }),
+    };
+    Transaction::sign(body, &[(party, key)])
+}
+
+fn submit_body(transaction: &Transaction) -> String {
+    json!({ "transaction": hex(&transaction.encode()) }).to_string()
+}
+
+/// Every endpoint and every error class, against node 0.
+async fn api_checks(client: &reqwest::Client, api: &str, keys: &Keystore) {
+    let bank_a = keys.key(PartyId::new("BANK-A").unwrap()).unwrap();
+    let url = format!("{api}/v1/transactions");
+
+    // Health, readiness, metrics, OpenAPI.
+    assert_eq!(get(client, &format!("{api}/health")).await.0, 200);
+    assert_eq!(get(client, &format!("{api}/ready")).await.0, 200);
+    let (status, metrics) = get(client, &format!("{api}/metrics")).await;
+    assert_eq!(status, 200);
+    let metrics = metrics.as_str().unwrap().to_string();
+    for name in [
+        "kessai_height",
+        "kessai_mempool_transactions",
+        "kessai_transactions_applied_total",
+    ] {
+        assert!(metrics.contains(name), "metrics lack {name}");
+    }
+    let (status, openapi) = get(client, &format!("{api}/openapi.json")).await;
+    assert_eq!(status, 200);
+    assert_eq!(openapi["openapi"], "3.0.3");
+
+    // A transfer, final, then queried every way.
+    let transaction = transfer(1, "BANK-A", bank_a, "BANK-A/CASH", "BANK-B/CASH", 5);
+    let (status, body) = post(
+        client,
+        &format!("{url}?wait=true"),
+        submit_body(&transaction),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["status"], "FINAL");
+    assert_eq!(body["outcome"]["result"], "ACCEPTED");
+    let id = body["id"].as_str().unwrap().to_string();
+    let height = body["height"].as_u64().unwrap();
+    let (status, body) = get(client, &format!("{api}/v1/transactions/{id}")).await;
+    assert_eq!((status, body["height"].as_u64()), (200, Some(height)));
+    let (status, block) = get(client, &format!("{api}/v1/blocks/{height}")).await;
+    assert_eq!(status, 200);
+    assert!(
+        block["transactions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t["id"] == id)
+    );
+    assert_eq!(get(client, &format!("{api}/v1/blocks/latest")).await.0, 200);
+    let (status, party) = get(client, &format!("{api}/v1/parties/BANK-A")).await;
+    assert_eq!(
+        (status, party["roles"][0].as_str()),
+        (200, Some("participant"))
+    );
+    assert_eq!(get(client, &format!("{api}/v1/assets/JPY")).await.0, 200);
+    assert_eq!(
+        get(client, &format!("{api}/v1/accounts/BANK-A%2FCASH"))
+            .await
+            .0,
+        200
+    );
+    let (status, balance) = get(
+        client,
+        &format!("{api}/v1/accounts/BANK-B%2FCASH/balances/JPY"),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert!(
+        balance["available"]
+            .as_str()
+            .unwrap()
+            .parse::<u128>()
+            .unwrap()
+            >= 10_000_000_005
+    );
+
+    // The balance's proof verifies against the state root, and fails for another value.
+    let (status, proof) = get(
+        client,
+        &format!("{api}/v1/accounts/BANK-B%2FCASH/balances/JPY/proof"),
+    )
+    .await;
+    assert_eq!(status, 200, "{proof}");
+    let unhex = |s: &str| {
+        (0..s.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+            .collect::<Vec<u8>>()
+    };
+    let root: kessai_types::Hash32 = proof["state_root"].as_str().unwrap().parse().unwrap();
+    let key = kessai_state::StateKey::Balance(
+        AccountId::new("BANK-B/CASH").unwrap(),
+        AssetId::new("JPY").unwrap(),
+    );
+    let value = kessai_state::StateValue::decode(&unhex(proof["value"].as_str().unwrap())).unwrap();
+    let merkle = kessai_storage::decode_proof(&unhex(proof["proof"].as_str().unwrap())).unwrap();
+    assert!(kessai_storage::verify_proof(&root, &key, &value, &merkle));
+    let forged = kessai_state::StateValue::Balance(kessai_types::Balance {
+        available: 1,
+        encumbered: 0,
+    });
+    assert!(!kessai_storage::verify_proof(&root, &key, &forged, &merkle));
+
+    // A ledger rejection comes back as an outcome: BANK-A cannot move BANK-B's units.
+    let stolen = transfer(1, "BANK-A", bank_a, "BANK-B/CASH", "BANK-A/CASH", 1);
+    let (status, body) = post(client, &format!("{url}?wait=true"), submit_body(&stolen)).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["outcome"]["result"], "REJECTED");
+    assert_eq!(body["outcome"]["code"], "NOT_AUTHORIZED");
+
+    // Error classes: each a 4xx with a stable code, and nothing admitted.
+    let expect = |(status, body): (u16, Value), want_status: u16, code: &str| {
+        assert_eq!(status, want_status, "{code}: {body}");
+        assert_eq!(body["code"], code, "{body}");
+        assert!(body["message"].as_str().is_some_and(|m| !m.is_empty()));
+    };
+    expect(post(client, &url, "{not json").await, 400, "BAD_JSON");
+    expect(post(client, &url, r#"{"tx": "00"}"#).await, 422, "BAD_JSON");
+    expect(
+        post(client, &url, r#"{"transaction": "zz"}"#).await,
+        400,
+        "MALFORMED_TRANSACTION",
+    );
+    expect(
+        post(client, &url, r#"{"transaction": "0102030405"}"#).await,
+        400,
+        "MALFORMED_TRANSACTION",
+    );
+    let mut forged = transfer(1, "BANK-A", bank_a, "BANK-A/CASH", "BANK-B/CASH", 1);
+    if let Operation::Transfer(leg) = &mut forged.body.operation {
+        leg.quantity = 1_000_000; // altered after signing
+    }
+    expect(
+        post(client, &url, submit_body(&forged)).await,
+        400,
+        "BAD_SIGNATURE",
+    );
+    let other_network = transfer(2, "BANK-A", bank_a, "BANK-A/CASH", "BANK-B/CASH", 1);
+    expect(
+        post(client, &url, submit_body(&other_network)).await,
+        400,
+        "WRONG_NETWORK",
+    );
+    expect(
+        post(client, &url, submit_body(&transaction)).await,
+        409,
+        "DUPLICATE",
+    );
+    let huge = json!({"transaction": "00".repeat(3 * 1024 * 1024)}).to_string();
+    expect(post(client, &url, huge).await, 413, "REQUEST_TOO_LARGE");
+    expect(
+        get(client, &format!("{api}/v1/accounts/NOPE/balances/JPY")).await,
+        404,
+        "UNKNOWN_ACCOUNT",
+    );
+    expect(
+        get(
+            client,
+            &format!("{api}/v1/accounts/BANK-A%2FCASH/balances/NOPE"),
+        )
+        .await,
+        404,
+        "UNKNOWN_ASSET",
+    );
+    expect(
+        get(client, &format!("{api}/v1/accounts/lower/balances/JPY")).await,
+        400,
+        "BAD_ACCOUNT_ID",
+    );
+    expect(
+        get(client, &format!("{api}/v1/parties/NOPE")).await,
+        404,
+        "UNKNOWN_PARTY",
+    );
+    expect(
+        get(
+            client,
+            &format!("{api}/v1/transactions/{}", "ab".repeat(32)),
+        )
+        .await,
+        404,
+        "UNKNOWN_TRANSACTION",
+    );
+    expect(
+        get(client, &format!("{api}/v1/transactions/xyz")).await,
+        400,
+        "BAD_TRANSACTION_ID",
+    );
+    expect(
+        get(client, &format!("{api}/v1/blocks/99999999")).await,
+        404,
+        "UNKNOWN_BLOCK",
+    );
+    expect(
+        get(client, &format!("{api}/v1/blocks/minus")).await,
+        400,
+        "BAD_HEIGHT",
+    );
+    expect(
+        get(client, &format!("{api}/v1/nothing")).await,
+        404,
+        "NOT_FOUND",
+    );
+
+    // Events: from a height, then resumed after a given event id, without gaps or repeats.
+    let first = read_events(client, &format!("{api}/v1/events?from_height=1"), None, 3).await;
+    assert_eq!(first, vec![1, 2, 3]);
+    let resumed = read_events(client, &format!("{api}/v1/events"), Some(2), 2).await;
+    assert_eq!(resumed, vec![3, 4]);
+}
+
+/// Read `count` server-sent events and return their ids.
+async fn read_events(
+    client: &reqwest::Client,
+    url: &str,
+    last_event_id: Option<u64>,
+    count: usize,
+) -> Vec<u64> {
+    let mut request = client.get(url);
+    if let Some(id) = last_event_id {
+        request = request.header("last-event-id", id.to_string());
+    }
+    let mut response = request.send().await.unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    let mut text = String::new();
+    let mut ids = Vec::new();
+    while ids.len() < count {
+        let chunk = tokio::time::timeout(Duration::from_secs(30), response.chunk())
+            .await
+            .expect("an event in time")
+            .unwrap()
+            .expect("stream open");
+        text.push_str(&String::from_utf8_lossy(&chunk));
+        while let Some(end) = text.find("\n\n") {
+            let event: String = text.drain(..end + 2).collect();
+            if let Some(line) = event.lines().find(|l| l.starts_with("id:")) {
+                ids.push(line[3..].trim().parse().unwrap());
+            }
+        }
+    }
+    ids.truncate(count);
+    ids
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn four_validator_processes_survive_a_kill() {
+    let base_port = 21_000 + (std::process::id() % 200) as u16 * 10;
+    let mut network = init(base_port);
+    for index in 0..VALIDATORS {
+        network.start(index);
+    }
+    let client = reqwest::Client::new();
+    for index in 0..VALIDATORS {
+        wait_ready(&client, &network, index, 1).await;
+    }
+    let keys = Keystore::open(&network.dir.path().join("keystore.json"), PASSPHRASE).unwrap();
+    api_checks(&client, &network.api(0), &keys).await;
+
+    // Transfers to every node, then kill -9 validator 3 and go on with the other three.
+    let bank_a = keys.key(PartyId::new("BANK-A").unwrap()).unwrap();
+    let mut finals: Vec<(String, u64)> = Vec::new();
+    for round in 0..40 {
+        if round == 20 {
+            network.kill(3);
+        }
+        let live = if round < 20 {
+            VALIDATORS
+        } else {
+            VALIDATORS - 1
+        };
+        let transaction = transfer(1, "BANK-A", bank_a, "BANK-A/CASH", "BANK-B/CASH", 1);
+        let url = format!("{}/v1/transactions?wait=true", network.api(round % live));
+        let (status, body) = post(&client, &url, submit_body(&transaction)).await;
+        assert_eq!(status, 200, "round {round}: {body}");
+        assert_eq!(body["status"], "FINAL", "round {round}: {body}");
+        finals.push((
+            body["id"].as_str().unwrap().to_string(),
+            body["height"].as_u64().unwrap(),
+        ));
+    }
+    let (_, status) = get(&client, &format!("{}/v1/status", network.api(0))).await;
+    let target = status["height"].as_u64().unwrap();
+
+    // Restart validator 3: it catches up from its peers.
+    network.start(3);
+    for index in 0..VALIDATORS {
+        wait_ready(&client, &network, index, target).await;
+    }
+    for (id, height) in &finals {
+        for index in 0..VALIDATORS {
+            let (status, body) = get(
+                &client,
+                &format!("{}/v1/transactions/{id}", network.api(index)),
+            )
+            .await;
+            assert_eq!(status, 200, "node {index} lacks {id}: {body}");
+            assert_eq!(body["height"].as_u64(), Some(*height), "node {index}, {id}");
+        }
+    }
+    for height in [1, target / 2, target] {
+        let mut roots = Vec::new();
+        for index in 0..VALIDATORS {
+            let (status, block) = get(
+                &client,
+                &format!("{}/v1/blocks/{height}", network.api(index)),
+            )
+            .await;
+            assert_eq!(status, 200, "node {index} block {height}: {block}");
+            roots.push((block["digest"].clone(), block["state_root"].clone()));
+        }
+        assert!(
+            roots.windows(2).all(|w| w[0] == w[1]),
+            "height {height}: {roots:?}"
+        );
+    }
+}
