@@ -104,6 +104,10 @@ pub fn namespace(genesis_hash: &Hash32) -> Vec<u8> {
 }
 
 /// A running validator, as the API sees it.
+///
+/// `handles` are the long-running actors, for supervision: when one ends, the node is broken.
+/// They are not every task Commonware spawns (the backfill resolver keeps its own), so stop a
+/// node by aborting the task that called [`start`], or by stopping the runtime.
 pub struct Node<E: commonware_storage::Context + Spawner> {
     pub store: Store<E>,
     pub mempool: Mempool,

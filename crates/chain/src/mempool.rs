@@ -257,3 +257,149 @@ impl Inner {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use commonware_parallel::Sequential;
+    use kessai_types::verify_transactions;
+
+    fn chain() -> ChainView {
+        ChainView {
+            network: 1,
+            height: 10,
+            time_ms: 1_000_000,
+            expiry_horizon_blocks: 100,
+            expiry_horizon_ms: 60_000,
+        }
+    }
+
+    fn transactions(count: usize) -> Vec<Transaction> {
+        let workload = kessai_state::Workload::new(16, 4, 1_000_000);
+        workload.transfers(7, count, 1_030_000, 0)
+    }
+
+    fn verified(transactions: Vec<Transaction>) -> Vec<VerifiedTransaction> {
+        verify_transactions(transactions, &Sequential)
+    }
+
+    /// A transaction altered after signing, passed as if its signatures held, to reach the
+    /// checks after the signature check.
+    fn trusted(transaction: Transaction) -> Vec<VerifiedTransaction> {
+        vec![VerifiedTransaction {
+            id: transaction.body.id(),
+            transaction,
+            signatures_valid: true,
+        }]
+    }
+
+    #[test]
+    fn admits_selects_and_forgets_on_finality() {
+        let mempool = Mempool::new(MempoolLimits::default(), chain());
+        let txs = transactions(5);
+        let results = mempool.admit(verified(txs.clone()), |_, _| false);
+        assert!(results.iter().all(Result::is_ok));
+        let ids: Vec<TxId> = results.into_iter().map(Result::unwrap).collect();
+        assert_eq!(mempool.size().0, 5);
+        // Admission order, minus what an unfinalized ancestor already carries.
+        let exclude: HashSet<TxId> = [ids[1]].into();
+        let selected = mempool.select(3, usize::MAX, &exclude, 11, 1_000_100);
+        let selected: Vec<TxId> = selected.iter().map(|t| t.body.id()).collect();
+        assert_eq!(selected, vec![ids[0], ids[2], ids[3]]);
+        // A byte limit stops the block before the transaction that would overflow it.
+        let one = commonware_codec::EncodeSize::encode_size(&txs[0]);
+        assert_eq!(mempool.select(10, one, &HashSet::new(), 11, 0).len(), 1);
+        mempool.finalized(
+            ids[..2].to_vec(),
+            ChainView {
+                height: 11,
+                ..chain()
+            },
+        );
+        assert_eq!(mempool.size().0, 3);
+        assert!(!mempool.contains(&ids[0]) && mempool.contains(&ids[2]));
+    }
+
+    #[test]
+    fn refuses_what_cannot_land() {
+        let mempool = Mempool::new(MempoolLimits::default(), chain());
+        let txs = transactions(1);
+        // The same (submitter, unique id) twice, waiting or already final.
+        assert!(mempool.admit(verified(txs.clone()), |_, _| false)[0].is_ok());
+        assert_eq!(
+            mempool.admit(verified(txs.clone()), |_, _| false)[0],
+            Err(AdmissionError::Duplicate)
+        );
+        let fresh = Mempool::new(MempoolLimits::default(), chain());
+        assert_eq!(
+            fresh.admit(verified(txs.clone()), |_, _| true)[0],
+            Err(AdmissionError::Duplicate)
+        );
+        // A bad signature, another network, a past or too distant expiry.
+        let mut forged = verified(txs.clone());
+        forged[0].signatures_valid = false;
+        assert_eq!(
+            fresh.admit(forged, |_, _| false)[0],
+            Err(AdmissionError::BadSignature)
+        );
+        let mut other = txs[0].clone();
+        other.body.network = 2;
+        assert!(matches!(
+            fresh.admit(trusted(other), |_, _| false)[0],
+            Err(AdmissionError::WrongNetwork {
+                expected: 1,
+                found: 2
+            })
+        ));
+        for (expiry, error) in [
+            (Expiry::TimeMs(999_999), AdmissionError::Expired),
+            (Expiry::Height(10), AdmissionError::Expired),
+            (Expiry::TimeMs(1_060_001), AdmissionError::ExpiryTooFar),
+            (Expiry::Height(112), AdmissionError::ExpiryTooFar),
+        ] {
+            let mut stale = txs[0].clone();
+            stale.body.expiry = expiry;
+            assert_eq!(
+                fresh.admit(trusted(stale), |_, _| false)[0],
+                Err(error),
+                "{expiry:?}"
+            );
+        }
+        assert_eq!(fresh.size().0, 0, "nothing refused was admitted");
+    }
+
+    #[test]
+    fn full_mempool_says_busy_and_keeps_what_it_has() {
+        let limits = MempoolLimits {
+            transactions_max: 3,
+            bytes_max: usize::MAX,
+        };
+        let mempool = Mempool::new(limits, chain());
+        let results = mempool.admit(verified(transactions(5)), |_, _| false);
+        assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 3);
+        assert!(
+            matches!(results[4], Err(AdmissionError::Busy { retry_after_ms }) if retry_after_ms > 0)
+        );
+        assert_eq!(mempool.size().0, 3);
+    }
+
+    #[test]
+    fn expired_transactions_leave_on_the_next_finalized_block() {
+        let mempool = Mempool::new(MempoolLimits::default(), chain());
+        assert!(
+            mempool
+                .admit(verified(transactions(2)), |_, _| false)
+                .iter()
+                .all(Result::is_ok)
+        );
+        mempool.finalized(
+            [],
+            ChainView {
+                height: 11,
+                time_ms: 1_030_001,
+                ..chain()
+            },
+        );
+        assert_eq!(mempool.size(), (0, 0));
+    }
+}

@@ -82,7 +82,9 @@ pub async fn start_networked(
     )
     .map_err(|_| StorageError::Database("duplicate peer keys in the network config".into()))?;
     oracle.track(0, peers);
-    let quota = Quota::per_second(NZU32!(100_000));
+    // Per-peer rate of each channel. The network sizes each inbound mailbox as one burst per
+    // peer, up front: a generous quota costs memory and start-up time.
+    let quota = Quota::per_second(NZU32!(1_000));
     let channels = Channels {
         votes: p2p.register(CHANNEL_VOTES, quota),
         certificates: p2p.register(CHANNEL_CERTIFICATES, quota),

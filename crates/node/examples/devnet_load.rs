@@ -63,7 +63,11 @@ async fn main() -> anyhow::Result<()> {
             serde_json::json!({ "transaction": hex(&tx.encode()) }).to_string()
         })
         .collect();
-    println!("signed {} transactions in {:?}", transactions.len(), signing.elapsed());
+    println!(
+        "signed {} transactions in {:?}",
+        transactions.len(),
+        signing.elapsed()
+    );
 
     // 1. Finality latency: 50 transfers one at a time, each waiting until final.
     let mut latencies = Vec::new();

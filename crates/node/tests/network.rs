@@ -1,6 +1,6 @@
-//! Four real `kessai node` processes on loopback: the API's endpoints and error classes, then
-//! transfers through a `kill -9` of one validator and its restart, checking that every
-//! transaction reported final is on every node, with identical state roots.
+//! Four real `kessai node` validator processes and one observer on loopback: the API's endpoints
+//! and error classes, then transfers through a `kill -9` of one validator and its restart,
+//! checking that every transaction reported final is on every node, with identical state roots.
 
 use commonware_codec::Encode;
 use kessai::keystore::Keystore;
@@ -15,6 +15,8 @@ use std::{
 };
 
 const VALIDATORS: usize = 4;
+/// Validators, then one observer.
+const NODES: usize = VALIDATORS + 1;
 const PASSPHRASE: &str = "network-test";
 
 fn kessai() -> Command {
@@ -29,7 +31,7 @@ struct Network {
 
 impl Network {
     fn node_dir(&self, index: usize) -> PathBuf {
-        self.dir.path().join(format!("validator-{index}"))
+        kessai::devnet::node_dir(self.dir.path(), index, VALIDATORS)
     }
 
     fn api(&self, index: usize) -> String {
@@ -92,6 +94,8 @@ fn init(base_port: u16) -> Network {
             &base_port.to_string(),
             "--passphrase",
             PASSPHRASE,
+            "--observers",
+            "1",
         ])
         .stdout(Stdio::null())
         .status()
@@ -100,7 +104,7 @@ fn init(base_port: u16) -> Network {
     Network {
         dir,
         base_port,
-        nodes: (0..VALIDATORS).map(|_| None).collect(),
+        nodes: (0..NODES).map(|_| None).collect(),
     }
 }
 
@@ -337,7 +341,10 @@ async fn api_checks(client: &reqwest::Client, api: &str, keys: &Keystore) {
         "DUPLICATE",
     );
     let huge = json!({"transaction": "00".repeat(3 * 1024 * 1024)}).to_string();
-    expect(post(client, &url, huge).await, 413, "REQUEST_TOO_LARGE");
+    // The server answers before reading the whole body and closes the connection: send it on a
+    // connection of its own, so the shared client does not reuse the closed one.
+    let fresh = reqwest::Client::new();
+    expect(post(&fresh, &url, huge).await, 413, "REQUEST_TOO_LARGE");
     expect(
         get(client, &format!("{api}/v1/accounts/NOPE/balances/JPY")).await,
         404,
@@ -436,11 +443,11 @@ async fn read_events(
 async fn four_validator_processes_survive_a_kill() {
     let base_port = 21_000 + (std::process::id() % 200) as u16 * 10;
     let mut network = init(base_port);
-    for index in 0..VALIDATORS {
+    for index in 0..NODES {
         network.start(index);
     }
     let client = reqwest::Client::new();
-    for index in 0..VALIDATORS {
+    for index in 0..NODES {
         wait_ready(&client, &network, index, 1).await;
     }
     let keys = Keystore::open(&network.dir.path().join("keystore.json"), PASSPHRASE).unwrap();
@@ -473,11 +480,12 @@ async fn four_validator_processes_survive_a_kill() {
 
     // Restart validator 3: it catches up from its peers.
     network.start(3);
-    for index in 0..VALIDATORS {
+    for index in 0..NODES {
         wait_ready(&client, &network, index, target).await;
     }
+    // Every node, the observer included, has every final transaction where it was reported.
     for (id, height) in &finals {
-        for index in 0..VALIDATORS {
+        for index in 0..NODES {
             let (status, body) = get(
                 &client,
                 &format!("{}/v1/transactions/{id}", network.api(index)),
@@ -489,7 +497,7 @@ async fn four_validator_processes_survive_a_kill() {
     }
     for height in [1, target / 2, target] {
         let mut roots = Vec::new();
-        for index in 0..VALIDATORS {
+        for index in 0..NODES {
             let (status, block) = get(
                 &client,
                 &format!("{}/v1/blocks/{height}", network.api(index)),
