@@ -394,7 +394,7 @@ async fn party(State(api): State<Api>, Path(party): Path<String>) -> ApiResult<J
     let id: PartyId = parse(&party, "BAD_PARTY_ID", "party")?;
     match read(&api, StateKey::Party(id)).await? {
         (height, Some(StateValue::Party(p))) => {
-            let roles: Vec<&str> = crate::genesis::ROLES
+            let roles: Vec<&str> = kessai_types::Role::ALL
                 .into_iter()
                 .filter(|role| p.roles.contains(*role))
                 .map(crate::genesis::role_name)
@@ -562,66 +562,69 @@ async fn metrics(State(api): State<Api>) -> Response {
     let (transactions, bytes) = api.mempool.size();
     let c = &api.counters;
     let mut text = String::new();
-    let mut gauge = |name: &str, help: &str, kind: &str, value: u64| {
+    let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+    let series: [(&str, &str, &str, u64); 10] = [
+        (
+            "height",
+            "Last applied finalized height.",
+            "gauge",
+            applied.height,
+        ),
+        (
+            "mempool_transactions",
+            "Transactions waiting.",
+            "gauge",
+            transactions as u64,
+        ),
+        ("mempool_bytes", "Bytes waiting.", "gauge", bytes as u64),
+        (
+            "peers_configured",
+            "Nodes in the p2p peer set.",
+            "gauge",
+            api.peers as u64,
+        ),
+        (
+            "submitted_total",
+            "Transactions submitted to this API.",
+            "counter",
+            load(&c.submitted),
+        ),
+        (
+            "refused_total",
+            "Submissions refused at admission.",
+            "counter",
+            load(&c.refused),
+        ),
+        (
+            "transactions_applied_total",
+            "Finalized transactions the ledger accepted.",
+            "counter",
+            load(&c.applied),
+        ),
+        (
+            "transactions_rejected_total",
+            "Finalized transactions the ledger rejected.",
+            "counter",
+            load(&c.rejected),
+        ),
+        (
+            "finality_latency_ms_sum",
+            "Submit-to-final latency of waiting submissions.",
+            "counter",
+            load(&c.finality_ms_sum),
+        ),
+        (
+            "finality_latency_ms_count",
+            "Waiting submissions that became final.",
+            "counter",
+            load(&c.finality_count),
+        ),
+    ];
+    for (name, help, kind, value) in series {
         text.push_str(&format!(
             "# HELP kessai_{name} {help}\n# TYPE kessai_{name} {kind}\nkessai_{name} {value}\n"
         ));
-    };
-    gauge(
-        "height",
-        "Last applied finalized height.",
-        "gauge",
-        applied.height,
-    );
-    gauge(
-        "mempool_transactions",
-        "Transactions waiting.",
-        "gauge",
-        transactions as u64,
-    );
-    gauge("mempool_bytes", "Bytes waiting.", "gauge", bytes as u64);
-    gauge(
-        "peers_configured",
-        "Nodes in the p2p peer set.",
-        "gauge",
-        api.peers as u64,
-    );
-    gauge(
-        "submitted_total",
-        "Transactions submitted to this API.",
-        "counter",
-        c.submitted.load(Ordering::Relaxed),
-    );
-    gauge(
-        "refused_total",
-        "Submissions refused at admission.",
-        "counter",
-        c.refused.load(Ordering::Relaxed),
-    );
-    gauge(
-        "transactions_applied_total",
-        "Finalized transactions accepted by the ledger.",
-        "counter",
-        c.applied.load(Ordering::Relaxed),
-    );
-    gauge(
-        "transactions_rejected_total",
-        "Finalized transactions rejected by the ledger.",
-        "counter",
-        c.rejected.load(Ordering::Relaxed),
-    );
-    gauge(
-        "finality_latency_ms_sum",
-        "Submit-to-final latency of waiting submissions.",
-        "counter",
-        c.finality_ms_sum.load(Ordering::Relaxed),
-    );
-    gauge(
-        "finality_latency_ms_count",
-        "Waiting submissions that became final.",
-        "counter",
-        c.finality_count.load(Ordering::Relaxed),
-    );
+    }
     text.push_str(&(api.runtime_metrics)());
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }

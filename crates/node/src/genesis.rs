@@ -146,17 +146,6 @@ pub fn role_name(role: Role) -> &'static str {
     }
 }
 
-pub const ROLES: [Role; 8] = [
-    Role::NetworkGovernor,
-    Role::TokenAdministrator,
-    Role::Participant,
-    Role::AccountOpeningAgent,
-    Role::PriceOracle,
-    Role::CentralCounterparty,
-    Role::Regulator,
-    Role::Platform,
-];
-
 /// The genesis file, read and checked, with what the node derives from it.
 pub struct LoadedGenesis {
     pub genesis: Genesis,
@@ -210,7 +199,7 @@ impl GenesisFile {
                     .roles
                     .iter()
                     .map(|name| {
-                        ROLES
+                        Role::ALL
                             .into_iter()
                             .find(|role| role_name(*role) == name)
                             .ok_or_else(|| field(at("roles"), format!("unknown role {name:?}")))
