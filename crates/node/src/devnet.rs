@@ -302,8 +302,21 @@ pub async fn devnet(options: InitOptions) -> anyhow::Result<()> {
         _ = terminate.recv() => println!("terminated; stopping"),
         (index, status) = stopped => println!("node {index} exited ({status}); stopping the others"),
     }
+    // Ask each node to stop (SIGTERM), then make sure.
+    for child in &children {
+        if let Some(pid) = child.id() {
+            let _ = std::process::Command::new("kill")
+                .arg(pid.to_string())
+                .status();
+        }
+    }
     for child in &mut children {
-        let _ = child.start_kill();
+        if tokio::time::timeout(Duration::from_secs(10), child.wait())
+            .await
+            .is_err()
+        {
+            let _ = child.start_kill();
+        }
     }
     for child in &mut children {
         let _ = child.wait().await;

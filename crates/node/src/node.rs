@@ -152,8 +152,18 @@ async fn serve(
     info!(address = %api_config.listen, "API listening");
     let router = crate::api::router(api, api_config.request_bytes_max);
     let server = tokio::spawn(async move { axum::serve(listener, router).await });
-    let (result, index, _) = futures::future::select_all(node.handles).await;
-    error!(?result, index, "a node actor stopped");
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        (result, index, _) = futures::future::select_all(node.handles) => {
+            error!(?result, index, "a node actor stopped");
+            server.abort();
+            anyhow::bail!("node actor {index} stopped: {result:?}")
+        }
+        // Every finalized block is durable before it is acknowledged: stopping here loses
+        // nothing; the next start resumes at the last applied height.
+        _ = tokio::signal::ctrl_c() => info!("interrupted; stopping"),
+        _ = terminate.recv() => info!("terminated; stopping"),
+    }
     server.abort();
-    anyhow::bail!("node actor {index} stopped: {result:?}")
+    Ok(())
 }
