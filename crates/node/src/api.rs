@@ -178,6 +178,7 @@ fn record_json(record: &BlockRecord, state_root: Option<Hash32>) -> Value {
 pub fn router(api: Api, request_bytes_max: usize) -> Router {
     Router::new()
         .route("/v1/transactions", post(submit))
+        .route("/v1/transactions/batch", post(submit_batch))
         .route("/v1/transactions/{id}", get(transaction))
         .route("/v1/accounts/{account}", get(account))
         .route("/v1/accounts/{account}/balances/{asset}", get(balance))
@@ -203,6 +204,72 @@ struct SubmitBody {
     transaction: String,
 }
 
+/// Transactions per batch submission.
+pub const BATCH_TRANSACTIONS_MAX: usize = 10_000;
+
+#[derive(Deserialize)]
+struct BatchBody {
+    /// Signed transactions, each the hex of its canonical encoding.
+    transactions: Vec<String>,
+}
+
+fn decode_transaction(text: &str) -> Result<Transaction, ApiError> {
+    let bytes = unhex(text).ok_or_else(|| {
+        ApiError::bad_request("MALFORMED_TRANSACTION", "`transaction` is not hex")
+    })?;
+    Transaction::decode(Bytes::from(bytes)).map_err(|e| {
+        ApiError::bad_request(
+            "MALFORMED_TRANSACTION",
+            format!("not a canonical transaction: {e}"),
+        )
+    })
+}
+
+/// Submit many transactions in one request (signatures checked as one batch). Each gets its own
+/// result, in order: an id admitted, or the error that refused it; the request as a whole fails
+/// only if it is malformed or over the limits.
+async fn submit_batch(
+    State(api): State<Api>,
+    body: Result<Json<BatchBody>, JsonRejection>,
+) -> ApiResult<Json<Value>> {
+    let Json(body) = body?;
+    if body.transactions.len() > BATCH_TRANSACTIONS_MAX {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "REQUEST_TOO_LARGE",
+            format!("at most {BATCH_TRANSACTIONS_MAX} transactions per batch"),
+        ));
+    }
+    let decoded: Vec<Result<Transaction, ApiError>> = body
+        .transactions
+        .iter()
+        .map(|t| decode_transaction(t))
+        .collect();
+    let valid: Vec<Transaction> = decoded
+        .iter()
+        .filter_map(|d| d.as_ref().ok().cloned())
+        .collect();
+    api.counters
+        .submitted
+        .fetch_add(decoded.len() as u64, Ordering::Relaxed);
+    let mut admitted = api.submit.submit(&api.store, valid).await.into_iter();
+    let results: Vec<Value> = decoded
+        .into_iter()
+        .map(|d| {
+            let error = match d {
+                Err(error) => error,
+                Ok(_) => match admitted.next().expect("one result per valid transaction") {
+                    Ok(id) => return json!({"id": id.to_hex(), "status": "PENDING"}),
+                    Err(refusal) => admission_error(refusal),
+                },
+            };
+            api.counters.refused.fetch_add(1, Ordering::Relaxed);
+            json!({"code": error.code, "message": error.message})
+        })
+        .collect();
+    Ok(Json(json!({ "results": results })))
+}
+
 #[derive(Deserialize)]
 struct SubmitQuery {
     #[serde(default)]
@@ -216,15 +283,7 @@ async fn submit(
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     let Query(query) = query.map_err(|e| ApiError::bad_request("BAD_QUERY", e.body_text()))?;
     let Json(body) = body?;
-    let bytes = unhex(&body.transaction).ok_or_else(|| {
-        ApiError::bad_request("MALFORMED_TRANSACTION", "`transaction` is not hex")
-    })?;
-    let transaction = Transaction::decode(Bytes::from(bytes)).map_err(|e| {
-        ApiError::bad_request(
-            "MALFORMED_TRANSACTION",
-            format!("not a canonical transaction: {e}"),
-        )
-    })?;
+    let transaction = decode_transaction(&body.transaction)?;
     let started = Instant::now();
     api.counters.submitted.fetch_add(1, Ordering::Relaxed);
     let mut subscription = api.store.subscribe();

@@ -5,7 +5,7 @@ use kessai::{devnet, keystore, node};
 use clap::{Args, Parser, Subcommand};
 use commonware_codec::Encode;
 use kessai_types::{
-    AccountId, AssetId, Expiry, Leg, Operation, PartyId, SupplyChange, Transaction, TxBody,
+    AccountId, AssetId, Bundle, Expiry, Leg, Operation, PartyId, SupplyChange, Transaction, TxBody,
     UniqueId,
 };
 use serde_json::Value;
@@ -112,6 +112,18 @@ enum TxCommand {
         #[arg(long)]
         wait: bool,
     },
+    /// Settle several legs atomically (DvP, PvP, security versus security): every source
+    /// account's owner signs.
+    Bundle {
+        /// A signing party; repeat for each owner of a source account. The first submits.
+        #[arg(long = "as", required = true)]
+        signers: Vec<String>,
+        /// A leg `SOURCE:TARGET:ASSET:QUANTITY`; repeat for each leg.
+        #[arg(long = "leg", required = true)]
+        legs: Vec<String>,
+        #[arg(long)]
+        wait: bool,
+    },
     /// Issue new units of an asset into an account (its token administrator signs).
     Issue {
         #[arg(long = "as")]
@@ -215,8 +227,37 @@ fn print(value: &Value) {
     println!("{}", serde_json::to_string_pretty(value).expect("json"));
 }
 
+fn parse_leg(text: &str) -> anyhow::Result<Leg> {
+    let parts: Vec<&str> = text.split(':').collect();
+    let [source, target, asset, quantity] = parts.as_slice() else {
+        anyhow::bail!("leg {text:?} is not SOURCE:TARGET:ASSET:QUANTITY");
+    };
+    Ok(Leg {
+        source: AccountId::new(source)?,
+        target: AccountId::new(target)?,
+        asset: AssetId::new(asset)?,
+        quantity: quantity
+            .parse()
+            .map_err(|e| anyhow::anyhow!("leg {text:?}: quantity: {e}"))?,
+    })
+}
+
 async fn tx(client: ClientArgs, command: TxCommand) -> anyhow::Result<()> {
-    let (signer, operation, wait) = match command {
+    let (signers, operation, wait) = match command {
+        TxCommand::Bundle {
+            signers,
+            legs,
+            wait,
+        } => (
+            signers,
+            Operation::Bundle(Bundle {
+                legs: legs
+                    .iter()
+                    .map(|leg| parse_leg(leg))
+                    .collect::<anyhow::Result<_>>()?,
+            }),
+            wait,
+        ),
         TxCommand::Transfer {
             signer,
             from,
@@ -225,7 +266,7 @@ async fn tx(client: ClientArgs, command: TxCommand) -> anyhow::Result<()> {
             quantity,
             wait,
         } => (
-            signer,
+            vec![signer],
             Operation::Transfer(Leg {
                 source: AccountId::new(&from)?,
                 target: AccountId::new(&to)?,
@@ -241,7 +282,7 @@ async fn tx(client: ClientArgs, command: TxCommand) -> anyhow::Result<()> {
             quantity,
             wait,
         } => (
-            signer,
+            vec![signer],
             Operation::Issue(SupplyChange {
                 asset: AssetId::new(&asset)?,
                 account: AccountId::new(&to)?,
@@ -256,18 +297,21 @@ async fn tx(client: ClientArgs, command: TxCommand) -> anyhow::Result<()> {
         .ok_or_else(|| anyhow::anyhow!("the node's status has no network id"))?
         as u32;
     let keys = keystore::Keystore::open(&client.keystore, &keystore::passphrase()?)?;
-    let signer = PartyId::new(&signer)?;
+    let signers = signers
+        .iter()
+        .map(|signer| Ok((PartyId::new(signer)?, keys.key(PartyId::new(signer)?)?)))
+        .collect::<anyhow::Result<Vec<_>>>()?;
     let now = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)?
         .as_millis() as u64;
     let body = TxBody {
         network,
-        submitter: signer,
+        submitter: signers[0].0,
         unique_id: UniqueId(rand::random()),
         expiry: Expiry::TimeMs(now + 10 * 60 * 1000),
         operation,
     };
-    let transaction = Transaction::sign(body, &[(signer, keys.key(signer)?)]);
+    let transaction = Transaction::sign(body, &signers);
     let hex: String = transaction
         .encode()
         .iter()

@@ -195,7 +195,12 @@ fn submit_body(transaction: &Transaction) -> String {
 }
 
 /// Every endpoint and every error class, against node 0.
-async fn api_checks(client: &reqwest::Client, api: &str, keys: &Keystore) {
+async fn api_checks(
+    client: &reqwest::Client,
+    api: &str,
+    keys: &Keystore,
+    keystore: &std::path::Path,
+) {
     let bank_a = keys.key(PartyId::new("BANK-A").unwrap()).unwrap();
     let url = format!("{api}/v1/transactions");
 
@@ -399,6 +404,119 @@ async fn api_checks(client: &reqwest::Client, api: &str, keys: &Keystore) {
         "NOT_FOUND",
     );
 
+    // A batch: each transaction gets its own result, in order.
+    let fresh = transfer(1, "BANK-A", bank_a, "BANK-A/CASH", "BANK-B/CASH", 2);
+    let batch = json!({"transactions": [
+        hex(&fresh.encode()), "zz", hex(&transaction.encode()),
+    ]});
+    let (status, body) = post(client, &format!("{url}/batch"), batch.to_string()).await;
+    assert_eq!(status, 200, "{body}");
+    let results = body["results"].as_array().unwrap();
+    assert_eq!(results[0]["status"], "PENDING", "{body}");
+    assert_eq!(results[1]["code"], "MALFORMED_TRANSACTION", "{body}");
+    assert_eq!(results[2]["code"], "DUPLICATE", "{body}");
+
+    // Delivery versus payment: both owners sign one bundle; it settles whole or not at all.
+    let bank_b = keys.key(PartyId::new("BANK-B").unwrap()).unwrap();
+    let (party_a, party_b) = (
+        PartyId::new("BANK-A").unwrap(),
+        PartyId::new("BANK-B").unwrap(),
+    );
+    let leg = |from: &str, to: &str, asset: &str, quantity| Leg {
+        source: AccountId::new(from).unwrap(),
+        target: AccountId::new(to).unwrap(),
+        asset: AssetId::new(asset).unwrap(),
+        quantity,
+    };
+    let dvp = |signers: &[(PartyId, &PrivateKey)]| {
+        let body = TxBody {
+            network: 1,
+            submitter: party_a,
+            unique_id: UniqueId(rand::random()),
+            expiry: Expiry::TimeMs(now_ms() + 600_000),
+            operation: Operation::Bundle(kessai_types::Bundle {
+                legs: vec![
+                    leg("BANK-A/SEC", "BANK-B/SEC", "TOYOTA", 100),
+                    leg("BANK-B/CASH", "BANK-A/CASH", "JPY", 250_000),
+                ],
+            }),
+        };
+        Transaction::sign(body, signers)
+    };
+    let (_, body) = post(
+        client,
+        &format!("{url}?wait=true"),
+        submit_body(&dvp(&[(party_a, bank_a)])),
+    )
+    .await;
+    assert_eq!(
+        body["outcome"]["code"], "NOT_AUTHORIZED",
+        "the buyer did not sign: {body}"
+    );
+    assert_eq!(body["outcome"]["leg"], 1, "{body}");
+    let signed = dvp(&[(party_a, bank_a), (party_b, bank_b)]);
+    let (_, body) = post(client, &format!("{url}?wait=true"), submit_body(&signed)).await;
+    assert_eq!(body["outcome"]["result"], "ACCEPTED", "{body}");
+    let (_, shares) = get(
+        client,
+        &format!("{api}/v1/accounts/BANK-B%2FSEC/balances/TOYOTA"),
+    )
+    .await;
+    assert_eq!(shares["available"], "1000100");
+
+    // The command line, as a user runs it: a transfer, then a balance with its proof checked.
+    let cli = |args: &[&str]| {
+        let output = kessai()
+            .args(args)
+            .env("KESSAI_API", api)
+            .env("KESSAI_KEYSTORE", keystore)
+            .env("KESSAI_KEYSTORE_PASSPHRASE", PASSPHRASE)
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&output.stdout).to_string();
+        assert!(
+            output.status.success(),
+            "kessai {args:?}: {stdout}{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        stdout
+    };
+    let out = cli(&[
+        "tx",
+        "transfer",
+        "--as",
+        "CCP",
+        "--from",
+        "CCP/CASH",
+        "--to",
+        "BANK-A/CASH",
+        "--asset",
+        "JPY",
+        "--quantity",
+        "7",
+        "--wait",
+    ]);
+    assert!(out.contains("ACCEPTED"), "{out}");
+    let out = cli(&[
+        "tx",
+        "bundle",
+        "--as",
+        "BANK-B",
+        "--as",
+        "CCP",
+        "--leg",
+        "BANK-B/SEC:CCP/SEC:JGB-10Y:1000",
+        "--leg",
+        "CCP/CASH:BANK-B/CASH:JPY:990",
+        "--wait",
+    ]);
+    assert!(out.contains("ACCEPTED"), "{out}");
+    let out = cli(&["query", "balance", "CCP/SEC", "JGB-10Y", "--prove"]);
+    assert!(
+        out.contains("\"proof_verified_locally\": true") && out.contains("5000001000"),
+        "{out}"
+    );
+
     // Events: from a height, then resumed after a given event id, without gaps or repeats.
     let first = read_events(client, &format!("{api}/v1/events?from_height=1"), None, 3).await;
     assert_eq!(first, vec![1, 2, 3]);
@@ -451,7 +569,13 @@ async fn four_validator_processes_survive_a_kill() {
         wait_ready(&client, &network, index, 1).await;
     }
     let keys = Keystore::open(&network.dir.path().join("keystore.json"), PASSPHRASE).unwrap();
-    api_checks(&client, &network.api(0), &keys).await;
+    api_checks(
+        &client,
+        &network.api(0),
+        &keys,
+        &network.dir.path().join("keystore.json"),
+    )
+    .await;
 
     // Transfers to every node, then kill -9 validator 3 and go on with the other three.
     let bank_a = keys.key(PartyId::new("BANK-A").unwrap()).unwrap();
