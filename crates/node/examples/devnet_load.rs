@@ -1,7 +1,8 @@
 //! A simple load measurement against a running devnet (the benchmark suite is its own work):
 //! finality latency of single waiting transfers, then the finalized rate of a burst.
 //!
-//! `cargo run --release -p kessai --example devnet_load -- DIR COUNT CONCURRENCY`
+//! `cargo run --release -p kessai --example devnet_load -- DIR COUNT CONCURRENCY [BATCH]`
+//! (BATCH transactions per request, default 1; above 1 the batch endpoint is used.)
 //! (DIR is the devnet folder; its keystore passphrase is taken from KESSAI_KEYSTORE_PASSPHRASE,
 //! default "devnet"; the APIs are read from the validators' node.toml files.)
 
@@ -26,6 +27,7 @@ async fn main() -> anyhow::Result<()> {
     let dir = PathBuf::from(args.get(1).map_or(".kessai/devnet", String::as_str));
     let count: usize = args.get(2).map_or(Ok(5000), |s| s.parse())?;
     let concurrency: usize = args.get(3).map_or(Ok(64), |s| s.parse())?;
+    let batch: usize = args.get(4).map_or(Ok(1), |s| s.parse())?;
     let passphrase =
         std::env::var("KESSAI_KEYSTORE_PASSPHRASE").unwrap_or_else(|_| "devnet".into());
     let keys = Keystore::open(&dir.join("keystore.json"), &passphrase)?;
@@ -104,37 +106,47 @@ async fn main() -> anyhow::Result<()> {
     );
     let start_height = status["height"].as_u64().unwrap_or(0);
     let started = Instant::now();
-    let chunks: Vec<Vec<(usize, String)>> = (0..concurrency)
-        .map(|worker| {
-            transactions[..count]
-                .iter()
-                .enumerate()
-                .filter(|(i, _)| i % concurrency == worker)
-                .map(|(i, body)| (i, body.clone()))
-                .collect()
-        })
-        .collect();
+    // Each worker sends its share, `batch` transactions per request.
     let mut tasks = Vec::new();
-    for chunk in chunks {
+    for worker in 0..concurrency {
+        let share: Vec<String> = transactions[..count]
+            .iter()
+            .skip(worker)
+            .step_by(concurrency)
+            .cloned()
+            .collect();
         let client = client.clone();
-        let apis = apis.clone();
+        let api = apis[worker % apis.len()].clone();
         tasks.push(tokio::spawn(async move {
             let mut refused = 0;
-            for (i, body) in chunk {
+            for group in share.chunks(batch) {
                 loop {
-                    let response = client
-                        .post(format!("{}/v1/transactions", apis[i % 4]))
-                        .header("content-type", "application/json")
-                        .body(body.clone())
-                        .send()
-                        .await
-                        .expect("API reachable");
+                    let request = if batch == 1 {
+                        client
+                            .post(format!("{api}/v1/transactions"))
+                            .header("content-type", "application/json")
+                            .body(group[0].clone())
+                    } else {
+                        let hexes: Vec<serde_json::Value> = group
+                            .iter()
+                            .map(|body| serde_json::from_str::<serde_json::Value>(body).unwrap()["transaction"].clone())
+                            .collect();
+                        client
+                            .post(format!("{api}/v1/transactions/batch"))
+                            .json(&serde_json::json!({ "transactions": hexes }))
+                    };
+                    let response = request.send().await.expect("API reachable");
                     if response.status().as_u16() == 429 {
                         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
                         continue;
                     }
-                    if !response.status().is_success() {
-                        refused += 1;
+                    if batch == 1 {
+                        refused += usize::from(!response.status().is_success());
+                    } else {
+                        let body: serde_json::Value = response.json().await.expect("json");
+                        refused += body["results"]
+                            .as_array()
+                            .map_or(group.len(), |r| r.iter().filter(|x| x["id"].is_null()).count());
                     }
                     break;
                 }
