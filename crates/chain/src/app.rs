@@ -111,11 +111,12 @@ where
                 block.state_height
             ));
         }
-        // Signatures are checked once per node: those admitted here already were.
+        // Signatures are checked once per node: those of transactions admitted here, exactly as
+        // they are in the block (endorsements included), already were.
         let unchecked: Vec<_> = block
             .transactions
             .iter()
-            .filter(|transaction| !self.mempool.contains(&transaction.body.id()))
+            .filter(|transaction| !self.mempool.holds(&transaction.body.id(), transaction))
             .cloned()
             .collect();
         let verified = verify_transactions(unchecked, &self.strategy);

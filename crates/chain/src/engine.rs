@@ -509,12 +509,24 @@ async fn gossip_out<S: Sender<PublicKey = ed25519::PublicKey>>(
                 _ => break,
             }
         }
-        for chunk in batch.chunks(GOSSIP_BATCH_MAX) {
-            let mut message = Vec::with_capacity(chunk.iter().map(EncodeSize::encode_size).sum());
-            kessai_types::codec::write_seq(chunk, &mut message);
-            if message.len() <= MESSAGE_BYTES_MAX as usize {
-                sender.send(Recipients::All, message, false);
+        // Split by count and by bytes, so that every message fits the p2p limit (a transaction
+        // is at most 256 KiB, far below it).
+        let mut start = 0;
+        while start < batch.len() {
+            let mut end = start;
+            let mut bytes = 16;
+            while end < batch.len() && end - start < GOSSIP_BATCH_MAX {
+                let size = batch[end].encode_size();
+                if end > start && bytes + size > MESSAGE_BYTES_MAX as usize {
+                    break;
+                }
+                bytes += size;
+                end += 1;
             }
+            let mut message = Vec::with_capacity(bytes);
+            kessai_types::codec::write_seq(&batch[start..end], &mut message);
+            sender.send(Recipients::All, message, false);
+            start = end;
         }
     }
 }

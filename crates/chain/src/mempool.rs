@@ -178,9 +178,19 @@ impl Mempool {
             .collect()
     }
 
-    /// Whether this node has already checked the signatures of `id` (it is waiting here).
+    /// Whether a transaction with this id is waiting here.
     pub fn contains(&self, id: &TxId) -> bool {
         self.lock().entries.contains_key(id)
+    }
+
+    /// Whether this node admitted exactly `transaction`, signatures included, and so has checked
+    /// them. The id covers the body only: the same body with other endorsements is another
+    /// transaction whose signatures this node has not seen.
+    pub fn holds(&self, id: &TxId, transaction: &Transaction) -> bool {
+        self.lock()
+            .entries
+            .get(id)
+            .is_some_and(|entry| entry.transaction == *transaction)
     }
 
     /// Transactions for the next block, oldest first, skipping `exclude` (those already in
@@ -318,6 +328,21 @@ mod tests {
         );
         assert_eq!(mempool.size().0, 3);
         assert!(!mempool.contains(&ids[0]) && mempool.contains(&ids[2]));
+    }
+
+    #[test]
+    fn holds_only_the_exact_transaction_admitted() {
+        let mempool = Mempool::new(MempoolLimits::default(), chain());
+        let txs = transactions(1);
+        let id = mempool.admit(verified(txs.clone()), |_, _| false)[0].unwrap();
+        assert!(mempool.holds(&id, &txs[0]));
+        // Same body, so same id, but other endorsements: a voter must check those signatures.
+        let mut reendorsed = txs[0].clone();
+        reendorsed
+            .endorsements
+            .push(reendorsed.endorsements[0].clone());
+        assert_eq!(reendorsed.body.id(), id);
+        assert!(!mempool.holds(&id, &reendorsed));
     }
 
     #[test]

@@ -541,8 +541,8 @@ async fn events(
                 .to_str()
                 .ok()
                 .and_then(|v| v.parse::<u64>().ok())
-                .ok_or_else(|| ApiError::bad_request("BAD_LAST_EVENT_ID", "not a height"))?
-                + 1,
+                .and_then(|height| height.checked_add(1))
+                .ok_or_else(|| ApiError::bad_request("BAD_LAST_EVENT_ID", "not a height"))?,
         ),
         None => None,
     };

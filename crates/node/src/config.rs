@@ -162,6 +162,17 @@ impl NodeConfig {
                 "node.worker_threads and node.page_cache_pages must be positive".into(),
             ));
         }
+        let c = &config.consensus;
+        if c.leader_timeout_ms == 0
+            || c.certification_timeout_ms <= c.leader_timeout_ms
+            || c.block_interval_ms >= c.leader_timeout_ms
+        {
+            return Err(invalid(format!(
+                "consensus: need 0 < block_interval_ms ({}) < leader_timeout_ms ({}) < \
+                 certification_timeout_ms ({})",
+                c.block_interval_ms, c.leader_timeout_ms, c.certification_timeout_ms
+            )));
+        }
         if config.mempool.transactions_max == 0 || config.mempool.bytes_max == 0 {
             return Err(invalid("mempool limits must be positive".into()));
         }

@@ -47,6 +47,14 @@ pub fn run(config_path: &Path) -> anyhow::Result<()> {
     if !peers.iter().any(|(peer, _)| peer == public_key.ed25519()) {
         anyhow::bail!("p2p.peers must list this node's own key {public_key}");
     }
+    let transactions_max = genesis.genesis.parameters.block_transactions_max as usize;
+    if transactions_max > kessai_chain::BLOCK_TRANSACTIONS_MAX {
+        anyhow::bail!(
+            "genesis chain.block_transactions_max {transactions_max} exceeds what a block can \
+             carry ({})",
+            kessai_chain::BLOCK_TRANSACTIONS_MAX
+        );
+    }
     let c = &config.consensus;
     let validator = ValidatorConfig {
         signer: (config.node.role == NodeRole::Validator).then(|| key.ed25519().clone()),
@@ -65,14 +73,16 @@ pub fn run(config_path: &Path) -> anyhow::Result<()> {
             bytes_max: config.mempool.bytes_max,
         },
         rules: BlockRules {
-            transactions_max: genesis.genesis.parameters.block_transactions_max as usize,
+            transactions_max,
             interval: Duration::from_millis(c.block_interval_ms),
             ..BlockRules::default()
         },
         timeouts: Timeouts {
             leader: Duration::from_millis(c.leader_timeout_ms),
             certification: Duration::from_millis(c.certification_timeout_ms),
-            ..Timeouts::default()
+            retry: Duration::from_millis(c.leader_timeout_ms / 2),
+            // Skipping an inactive leader must wait longer than certification and retry.
+            skip: Duration::from_millis(c.certification_timeout_ms.max(2_500) * 2),
         },
     };
     let network = NetworkConfig {

@@ -127,6 +127,9 @@ pub(crate) struct Ctx<'s, 'a> {
     pub submitter: PartyId,
     /// The parties whose registered keys signed this transaction.
     pub signers: Vec<PartyId>,
+    /// A rejection was for a signature the transaction lacks: anyone who saw the body could
+    /// cause it (by stripping a co-signer), so it must not burn the unique id.
+    missing_signature: std::cell::Cell<bool>,
 }
 
 macro_rules! typed_read {
@@ -207,6 +210,7 @@ impl Ctx<'_, '_> {
         if self.signed_by(party) {
             Ok(())
         } else {
+            self.missing_signature.set(true);
             Err(RejectionCode::NotAuthorized.into())
         }
     }
@@ -232,6 +236,7 @@ impl Ctx<'_, '_> {
         if governors >= self.parameters.governance_threshold {
             Ok(())
         } else {
+            self.missing_signature.set(true);
             Err(RejectionCode::NotAuthorized.into())
         }
     }
@@ -477,14 +482,24 @@ fn apply_transaction(
         tx_id: transaction.id,
         submitter: body.submitter,
         signers: Vec::with_capacity(transaction.transaction.endorsements.len()),
+        missing_signature: std::cell::Cell::new(false),
     };
-    let result = authenticate(&mut ctx, transaction)
-        .and_then(|()| modules::apply(&mut ctx, &body.operation));
-    let rejection = match result {
+    // Authentication failures (an unknown signer, a key that is not the signer's registered
+    // one, a missing signature) are what a forger holding a copy of the body can cause: like a
+    // bad signature, they leave no replay record, so they cannot burn the genuine id.
+    let rejection = match authenticate(&mut ctx, transaction) {
         Ok(()) => None,
-        Err(Halt::Reject(rejection)) => Some(rejection),
+        Err(Halt::Reject(rejection)) => return Ok((Some(rejection), false)),
         Err(Halt::Missing) => return Err(Halt::Missing),
     };
+    let rejection = rejection.or(match modules::apply(&mut ctx, &body.operation) {
+        Ok(()) => None,
+        Err(Halt::Reject(rejection)) if ctx.missing_signature.get() => {
+            return Ok((Some(rejection), false));
+        }
+        Err(Halt::Reject(rejection)) => Some(rejection),
+        Err(Halt::Missing) => return Err(Halt::Missing),
+    });
     let Ctx { writes, .. } = ctx;
     if rejection.is_none() {
         state.writes.extend(writes);

@@ -396,13 +396,20 @@ fn run(blocks: Vec<Vec<Step>>) {
                             other => model.apply(other, step.signers, id),
                         }
                     };
+                    // A missing signature is what a forger could cause: it does not use the id.
+                    if matches!(outcome, Some((RejectionCode::NotAuthorized, _))) {
+                        model.used.remove(&(submitter, step.unique_id));
+                    }
                     if matches!(op, Op::Encumber { .. }) {
                         encumbrances.push(id);
                     }
                     (transaction, outcome)
                 }
             };
-            submitted.push(transaction.clone());
+            // Exact replays of a used id are duplicates; an id left unused may land again.
+            if !matches!(outcome, Some((RejectionCode::NotAuthorized, _))) {
+                submitted.push(transaction.clone());
+            }
             transactions.push(transaction);
             expected.push(outcome);
         }
