@@ -381,6 +381,29 @@ async fn assert_agree(seed: u64, nodes: &[&Running]) -> u64 {
 }
 
 /// Submit `count` signed transfers (every 7th fails at execution) on `node`; all are admitted.
+/// Wait until `nodes` reach `height` and hold every transaction in `ids` final, then check they
+/// agree; returns the height they agree up to.
+async fn settle(
+    context: &Context,
+    seed: u64,
+    nodes: &[&Running],
+    height: u64,
+    ids: &[TxId],
+    within: Duration,
+) -> u64 {
+    assert!(
+        wait_height(context, nodes, height, within).await,
+        "seed {seed}: height {height} not reached: {:?}",
+        heights(nodes)
+    );
+    assert!(
+        wait_final(context, nodes, ids, within).await,
+        "seed {seed}: transactions not final: {:?}",
+        heights(nodes)
+    );
+    assert_agree(seed, nodes).await
+}
+
 async fn submit(seed: u64, node: &Running, chain: &Chain, batch: u64, count: usize) -> Vec<TxId> {
     let transactions = chain
         .workload
@@ -417,17 +440,7 @@ fn four_validators_finalize_and_agree() {
             }
 
             let all: Vec<&Running> = nodes.iter().collect();
-            assert!(
-                wait_height(&context, &all, 20, Duration::from_secs(120)).await,
-                "seed {seed}: height 20 not reached: {:?}",
-                heights(&all)
-            );
-            assert!(
-                wait_final(&context, &all, &ids, Duration::from_secs(60)).await,
-                "seed {seed}: not every submitted transaction is final on every node: {:?}",
-                heights(&all)
-            );
-            let common = assert_agree(seed, &all).await;
+            let common = settle(&context, seed, &all, 20, &ids, Duration::from_secs(120)).await;
             assert!(common >= 20, "seed {seed}");
             eprintln!(
                 "seed {seed}: {} transactions final, all agree up to {common} ({:.1}s)",
@@ -490,17 +503,7 @@ fn one_of_four_down_keeps_finalizing() {
             let ids = submit(seed, &nodes[1], &chain, 0, 100).await;
 
             let all: Vec<&Running> = nodes.iter().collect();
-            assert!(
-                wait_height(&context, &all, 20, Duration::from_secs(180)).await,
-                "seed {seed}: height 20 not reached with 3 of 4: {:?}",
-                heights(&all)
-            );
-            assert!(
-                wait_final(&context, &all, &ids, Duration::from_secs(60)).await,
-                "seed {seed}: transactions not final with 3 of 4: {:?}",
-                heights(&all)
-            );
-            let end = assert_agree(seed, &all).await;
+            let end = settle(&context, seed, &all, 20, &ids, Duration::from_secs(180)).await;
             eprintln!(
                 "seed {seed}: 3 of 4 agree up to {end} ({:.1}s)",
                 now(&context)
@@ -598,17 +601,15 @@ fn two_of_four_down_halts_then_resumes() {
             nodes.push(restarted);
             let target = halted + 10;
             let live: Vec<&Running> = nodes.iter().collect();
-            assert!(
-                wait_height(&context, &live, target, Duration::from_secs(180)).await,
-                "seed {seed}: finality did not resume to {target} after the restart: {:?}",
-                heights(&live)
-            );
-            assert!(
-                wait_final(&context, &live, &ids, Duration::from_secs(60)).await,
-                "seed {seed}: transactions not final after the restart: {:?}",
-                heights(&live)
-            );
-            let end = assert_agree(seed, &live).await;
+            let end = settle(
+                &context,
+                seed,
+                &live,
+                target,
+                &ids,
+                Duration::from_secs(180),
+            )
+            .await;
             eprintln!("seed {seed}: resumed to {end} ({:.1}s)", now(&context));
         },
     );
@@ -659,17 +660,7 @@ fn partition_heals() {
             }
         }
         let target = after.iter().copied().max().unwrap().max(split) + 10;
-        assert!(
-            wait_height(&context, &all, target, Duration::from_secs(180)).await,
-            "seed {seed}: finality did not resume to {target} after healing: {:?}",
-            heights(&all)
-        );
-        assert!(
-            wait_final(&context, &all, &ids, Duration::from_secs(60)).await,
-            "seed {seed}: transactions from both sides not final after healing: {:?}",
-            heights(&all)
-        );
-        let end = assert_agree(seed, &all).await;
+        let end = settle(&context, seed, &all, target, &ids, Duration::from_secs(180)).await;
         eprintln!(
             "seed {seed}: split at {before:?}, still {after:?} before healing; healed to {end} ({:.1}s)",
             now(&context)
@@ -705,17 +696,7 @@ fn byzantine_conflicter() {
         }
         let ids = submit(seed, &nodes[0], &chain, 0, 100).await;
         let honest: Vec<&Running> = nodes.iter().collect();
-        assert!(
-            wait_height(&context, &honest, 20, Duration::from_secs(180)).await,
-            "seed {seed}: honest validators did not reach height 20: {:?}",
-            heights(&honest)
-        );
-        assert!(
-            wait_final(&context, &honest, &ids, Duration::from_secs(60)).await,
-            "seed {seed}: transactions not final: {:?}",
-            heights(&honest)
-        );
-        let end = assert_agree(seed, &honest).await;
+        let end = settle(&context, seed, &honest, 20, &ids, Duration::from_secs(180)).await;
 
         // The honest validators caught the equivocation and blocked the byzantine one.
         let blocked = oracle.blocked().await.unwrap();
@@ -790,17 +771,7 @@ fn lossy_links_finalize_and_agree() {
             let mut ids = submit(seed, &nodes[0], &chain, 0, 50).await;
             ids.extend(submit(seed, &nodes[2], &chain, 1, 50).await);
             let all: Vec<&Running> = nodes.iter().collect();
-            assert!(
-                wait_height(&context, &all, 15, Duration::from_secs(300)).await,
-                "seed {seed}: height 15 not reached over lossy links: {:?}",
-                heights(&all)
-            );
-            assert!(
-                wait_final(&context, &all, &ids, Duration::from_secs(120)).await,
-                "seed {seed}: transactions not final over lossy links: {:?}",
-                heights(&all)
-            );
-            let end = assert_agree(seed, &all).await;
+            let end = settle(&context, seed, &all, 15, &ids, Duration::from_secs(300)).await;
             eprintln!(
                 "seed {seed}: lossy links, 4 agree up to {end} ({:.1}s)",
                 now(&context)
