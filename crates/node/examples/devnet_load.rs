@@ -13,9 +13,7 @@ use kessai_types::{
 };
 use std::{path::PathBuf, time::Instant};
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
+use kessai_types::hex::encode as hex;
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[((sorted.len() - 1) as f64 * p).round() as usize]

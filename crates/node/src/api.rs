@@ -136,19 +136,7 @@ fn admission_error(error: AdmissionError) -> ApiError {
 
 type ApiResult<T> = Result<T, ApiError>;
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn unhex(text: &str) -> Option<Vec<u8>> {
-    if text.len() % 2 != 0 || !text.is_ascii() {
-        return None;
-    }
-    (0..text.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&text[i..i + 2], 16).ok())
-        .collect()
-}
+use kessai_types::hex::{decode as unhex, encode as hex};
 
 fn outcome_json(rejection: Option<Rejection>) -> Value {
     match rejection {

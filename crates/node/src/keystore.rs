@@ -60,21 +60,10 @@ fn cipher(passphrase: &str, salt: &[u8]) -> XChaCha20Poly1305 {
     XChaCha20Poly1305::new(&key.into())
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
+use kessai_types::hex::encode as hex;
 
 fn unhex(text: &str) -> Result<Vec<u8>, KeystoreError> {
-    if text.len() % 2 != 0 {
-        return Err(KeystoreError::Format("odd hex length".into()));
-    }
-    (0..text.len())
-        .step_by(2)
-        .map(|i| {
-            u8::from_str_radix(&text[i..i + 2], 16)
-                .map_err(|_| KeystoreError::Format("bad hex".into()))
-        })
-        .collect()
+    kessai_types::hex::decode(text).ok_or_else(|| KeystoreError::Format("bad hex".into()))
 }
 
 /// The passphrase from the environment.

@@ -312,11 +312,7 @@ async fn tx(client: ClientArgs, command: TxCommand) -> anyhow::Result<()> {
         operation,
     };
     let transaction = Transaction::sign(body, &signers);
-    let hex: String = transaction
-        .encode()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let hex = kessai_types::hex::encode(&transaction.encode());
     let url = format!(
         "{}/v1/transactions{}",
         client.api.trim_end_matches('/'),
@@ -400,11 +396,7 @@ fn verify_balance_proof(body: &Value) -> anyhow::Result<bool> {
         let text = body[name]
             .as_str()
             .ok_or_else(|| anyhow::anyhow!("proof response lacks {name}"))?;
-        (0..text.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(text.get(i..i + 2).unwrap_or("zz"), 16))
-            .collect::<Result<_, _>>()
-            .map_err(|_| anyhow::anyhow!("{name} is not hex"))
+        kessai_types::hex::decode(text).ok_or_else(|| anyhow::anyhow!("{name} is not hex"))
     };
     let key = kessai_state::StateKey::Balance(
         AccountId::new(body["account"].as_str().unwrap_or_default())?,

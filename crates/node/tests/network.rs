@@ -155,9 +155,7 @@ async fn wait_ready(client: &reqwest::Client, network: &Network, index: usize, m
     }
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
+use kessai_types::hex::encode as hex;
 
 fn now_ms() -> u64 {
     SystemTime::now()
@@ -280,12 +278,7 @@ async fn api_checks(
     )
     .await;
     assert_eq!(status, 200, "{proof}");
-    let unhex = |s: &str| {
-        (0..s.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-            .collect::<Vec<u8>>()
-    };
+    let unhex = |s: &str| kessai_types::hex::decode(s).unwrap();
     let root: kessai_types::Hash32 = proof["state_root"].as_str().unwrap().parse().unwrap();
     let key = kessai_state::StateKey::Balance(
         AccountId::new("BANK-B/CASH").unwrap(),

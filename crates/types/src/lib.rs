@@ -22,3 +22,16 @@ pub use transaction::{
     Operation, RegisterParty, Release, RoleChange, SupplyChange, Transaction, TxBody, TxId,
     UniqueId, VerifiedTransaction, verify_transactions,
 };
+
+/// Bytes as lower-case hex text and back: how transactions, keys and proofs travel in files and
+/// through the API.
+pub mod hex {
+    pub fn encode(bytes: &[u8]) -> String {
+        commonware_formatting::hex(bytes)
+    }
+
+    /// `None` unless the text is an even number of hex digits (an `0x` prefix is allowed).
+    pub fn decode(text: &str) -> Option<Vec<u8>> {
+        commonware_formatting::from_hex(text)
+    }
+}
