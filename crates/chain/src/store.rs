@@ -38,20 +38,16 @@ impl Write for BlockRecord {
         self.height.write(buf);
         self.digest.write(buf);
         self.time_ms.write(buf);
-        let outcomes: Vec<(TxId, Option<Rejection>)> =
-            self.outcomes.iter().map(|o| (o.id, o.rejection)).collect();
-        write_seq(&outcomes, buf);
+        write_seq(&self.outcomes, buf);
     }
 }
 
 impl EncodeSize for BlockRecord {
     fn encode_size(&self) -> usize {
-        let outcomes: Vec<(TxId, Option<Rejection>)> =
-            self.outcomes.iter().map(|o| (o.id, o.rejection)).collect();
         self.height.encode_size()
             + self.digest.encode_size()
             + self.time_ms.encode_size()
-            + seq_size(&outcomes)
+            + seq_size(&self.outcomes)
     }
 }
 
@@ -61,16 +57,12 @@ impl Read for BlockRecord {
         let height = u64::read(buf)?;
         let digest = Hash32::read(buf)?;
         let time_ms = u64::read(buf)?;
-        let outcomes: Vec<(TxId, Option<Rejection>)> =
-            read_seq(buf, crate::block::BLOCK_TRANSACTIONS_MAX)?;
+        let outcomes = read_seq(buf, crate::block::BLOCK_TRANSACTIONS_MAX)?;
         Ok(BlockRecord {
             height,
             digest,
             time_ms,
-            outcomes: outcomes
-                .into_iter()
-                .map(|(id, rejection)| TxOutcome { id, rejection })
-                .collect(),
+            outcomes,
         })
     }
 }
@@ -332,6 +324,14 @@ impl<E: commonware_storage::Context + Spawner> Store<E> {
     pub async fn get(&self, key: &StateKey) -> Result<(u64, Option<StateValue>), StorageError> {
         let data = self.data.read().await;
         Ok((data.ledger.height(), data.ledger.get(key).await?))
+    }
+
+    /// Read many records of the finalized state at once (one lock, one grouped read).
+    pub async fn get_many(
+        &self,
+        keys: &[StateKey],
+    ) -> Result<Vec<Option<StateValue>>, StorageError> {
+        self.data.read().await.ledger.get_many(keys).await
     }
 
     /// A record with its proof against the state root at the returned height.

@@ -66,6 +66,10 @@ pub struct TxOutcome {
     pub id: TxId,
     pub rejection: Option<Rejection>,
 }
+kessai_types::codec_struct!(TxOutcome {
+    id: TxId,
+    rejection: Option<Rejection>,
+});
 
 /// Writes in key order: `None` deletes.
 pub type WriteSet = BTreeMap<StateKey, Option<StateValue>>;
