@@ -175,17 +175,23 @@ async fn admit<E>(
 where
     E: commonware_storage::Context + Spawner,
 {
-    // Which (submitter, unique id) pairs the finalized ledger already holds.
-    let mut finals = std::collections::HashSet::new();
-    for v in &verified {
-        let body = &v.transaction.body;
-        let key = StateKey::Replay(body.submitter, body.unique_id);
-        if let Ok((_, Some(_))) = store.get(&key).await {
-            finals.insert((body.submitter, body.unique_id));
-        }
-    }
+    // Which (submitter, unique id) pairs the finalized ledger already holds: one grouped read.
+    let keys: Vec<StateKey> = verified
+        .iter()
+        .map(|v| StateKey::Replay(v.transaction.body.submitter, v.transaction.body.unique_id))
+        .collect();
+    let values = store.get_many(&keys).await.unwrap_or_else(|error| {
+        // Admission never fails on a read: a duplicate still lands as DUPLICATE at execution.
+        warn!(%error, "cannot read replay records at admission");
+        vec![None; keys.len()]
+    });
+    let finals: std::collections::HashSet<StateKey> = keys
+        .into_iter()
+        .zip(values)
+        .filter_map(|(key, value)| value.map(|_| key))
+        .collect();
     mempool.admit(verified, |party, unique_id| {
-        finals.contains(&(party, unique_id))
+        finals.contains(&StateKey::Replay(party, unique_id))
     })
 }
 

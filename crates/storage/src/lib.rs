@@ -204,13 +204,13 @@ impl<E: commonware_storage::Context + Spawner> Ledger<E> {
         bytes.map(|bytes| decode_record(&bytes)).transpose()
     }
 
-    async fn fetch_into(
+    /// Read many records of the committed state in one grouped read, in the order of `keys`.
+    pub async fn get_many(
         &self,
         keys: &[StateKey],
-        snapshot: &mut kessai_state::Snapshot,
-    ) -> Result<(), StorageError> {
+    ) -> Result<Vec<Option<StateValue>>, StorageError> {
         if keys.is_empty() {
-            return Ok(());
+            return Ok(Vec::new());
         }
         let digests: Vec<Digest> = keys.iter().map(digest_of).collect();
         let references: Vec<&Digest> = digests.iter().collect();
@@ -219,8 +219,20 @@ impl<E: commonware_storage::Context + Spawner> Ledger<E> {
             .get_many(&references)
             .await
             .map_err(database_error)?;
-        for (key, bytes) in keys.iter().zip(values) {
-            snapshot.insert(*key, bytes.map(|bytes| decode_record(&bytes)).transpose()?);
+        values
+            .into_iter()
+            .map(|bytes| bytes.map(|bytes| decode_record(&bytes)).transpose())
+            .collect()
+    }
+
+    async fn fetch_into(
+        &self,
+        keys: &[StateKey],
+        snapshot: &mut kessai_state::Snapshot,
+    ) -> Result<(), StorageError> {
+        let values = self.get_many(keys).await?;
+        for (key, value) in keys.iter().zip(values) {
+            snapshot.insert(*key, value);
         }
         Ok(())
     }
