@@ -381,6 +381,21 @@ async fn assert_agree(seed: u64, nodes: &[&Running]) -> u64 {
 }
 
 /// Submit `count` signed transfers (every 7th fails at execution) on `node`; all are admitted.
+/// A fresh chain of `N` validators, all linked by `link` and started.
+async fn start_all(
+    context: &Context,
+    link: Link,
+) -> (Chain, Oracle<PublicKey, Context>, Vec<Running>) {
+    let chain = Chain::new();
+    let oracle = network(context, &chain).await;
+    link_all(&oracle, &chain.public_keys(), link).await;
+    let mut nodes = Vec::new();
+    for index in 0..N {
+        nodes.push(launch(context, &oracle, &chain, index, 0).await);
+    }
+    (chain, oracle, nodes)
+}
+
 /// Wait until `nodes` reach `height` and hold every transaction in `ids` final, then check they
 /// agree; returns the height they agree up to.
 async fn settle(
@@ -424,13 +439,7 @@ fn four_validators_finalize_and_agree() {
     for_seeds(
         "four_validators_finalize_and_agree",
         |context, seed| async move {
-            let chain = Chain::new();
-            let oracle = network(&context, &chain).await;
-            link_all(&oracle, &chain.public_keys(), link()).await;
-            let mut nodes = Vec::new();
-            for index in 0..N {
-                nodes.push(launch(&context, &oracle, &chain, index, 0).await);
-            }
+            let (chain, _oracle, nodes) = start_all(&context, link()).await;
 
             // Transactions arrive on one validator, in a few batches while the chain runs.
             let mut ids = Vec::new();
@@ -533,13 +542,7 @@ fn two_of_four_down_halts_then_resumes() {
     for_seeds(
         "two_of_four_down_halts_then_resumes",
         |context, seed| async move {
-            let chain = Chain::new();
-            let oracle = network(&context, &chain).await;
-            link_all(&oracle, &chain.public_keys(), link()).await;
-            let mut nodes = Vec::new();
-            for index in 0..N {
-                nodes.push(launch(&context, &oracle, &chain, index, 0).await);
-            }
+            let (chain, oracle, mut nodes) = start_all(&context, link()).await;
             let mut ids = submit(seed, &nodes[0], &chain, 0, 50).await;
             {
                 let all: Vec<&Running> = nodes.iter().collect();
@@ -618,14 +621,8 @@ fn two_of_four_down_halts_then_resumes() {
 #[test]
 fn partition_heals() {
     for_seeds("partition_heals", |context, seed| async move {
-        let chain = Chain::new();
-        let oracle = network(&context, &chain).await;
+        let (chain, oracle, nodes) = start_all(&context, link()).await;
         let keys = chain.public_keys();
-        link_all(&oracle, &keys, link()).await;
-        let mut nodes = Vec::new();
-        for index in 0..N {
-            nodes.push(launch(&context, &oracle, &chain, index, 0).await);
-        }
         let all: Vec<&Running> = nodes.iter().collect();
         assert!(
             wait_height(&context, &all, 5, Duration::from_secs(60)).await,
@@ -721,13 +718,7 @@ fn byzantine_conflicter() {
 #[test]
 fn same_seed_same_run() {
     let scenario = |context: Context, seed: u64| async move {
-        let chain = Chain::new();
-        let oracle = network(&context, &chain).await;
-        link_all(&oracle, &chain.public_keys(), link()).await;
-        let mut nodes = Vec::new();
-        for index in 0..N {
-            nodes.push(launch(&context, &oracle, &chain, index, 0).await);
-        }
+        let (chain, _oracle, nodes) = start_all(&context, link()).await;
         submit(seed, &nodes[0], &chain, 0, 50).await;
         let all: Vec<&Running> = nodes.iter().collect();
         assert!(
@@ -761,13 +752,7 @@ fn lossy_links_finalize_and_agree() {
     for_seeds(
         "lossy_links_finalize_and_agree",
         |context, seed| async move {
-            let chain = Chain::new();
-            let oracle = network(&context, &chain).await;
-            link_all(&oracle, &chain.public_keys(), lossy_link()).await;
-            let mut nodes = Vec::new();
-            for index in 0..N {
-                nodes.push(launch(&context, &oracle, &chain, index, 0).await);
-            }
+            let (chain, _oracle, nodes) = start_all(&context, lossy_link()).await;
             let mut ids = submit(seed, &nodes[0], &chain, 0, 50).await;
             ids.extend(submit(seed, &nodes[2], &chain, 1, 50).await);
             let all: Vec<&Running> = nodes.iter().collect();
