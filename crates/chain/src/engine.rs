@@ -5,6 +5,7 @@
 use crate::{
     app::{App, BlockRules, Scheme},
     block::{Block, digest_hash},
+    epochs::{EpochSchemes, Epochs},
     mempool::{AdmissionError, ChainView, Mempool, MempoolLimits},
     store::{Applied, BlockRecord, Store},
 };
@@ -15,27 +16,27 @@ use commonware_codec::EncodeSize;
 use commonware_consensus::{
     Reporter,
     marshal::{self, Update, core::Actor as Marshal, resolver::p2p as marshal_resolver},
-    simplex::{
-        self,
-        config::{ForwardPolicy, SkipBudget, SkipPolicy},
-        elector::RoundRobin,
-    },
-    types::{Epoch, FixedEpocher, Height, ViewDelta},
+    types::{Epoch, Epocher as _, FixedEpocher, Height, ViewDelta},
 };
-use commonware_cryptography::{
-    Digested, Digestible, certificate::ConstantProvider, ed25519, sha256::Sha256,
-};
+use commonware_cryptography::{Digested, Digestible, ed25519, sha256::Digest};
+use commonware_macros::select;
+use commonware_p2p::utils::mux::{Builder as _, Muxer};
 use commonware_p2p::{Blocker, Provider, Receiver, Recipients, Sender};
 use commonware_parallel::Strategy;
 use commonware_runtime::{Clock, Handle, Metrics, Spawner, Storage, buffer::paged::CacheRef};
 use commonware_storage::archive::immutable;
-use commonware_utils::{NZDuration, NZU64, NZUsize, acknowledgement::Acknowledgement, ordered};
+use commonware_utils::{
+    NZDuration, NZU64, NZUsize, acknowledgement::Acknowledgement, vec::NonEmptyVec,
+};
 use futures::{StreamExt, channel::mpsc};
-use kessai_state::{Genesis, StateKey};
+use kessai_state::{Genesis, StateKey, StateValue};
 use kessai_storage::{StorageError, StoreConfig};
-use kessai_types::{Hash32, Transaction, TxId, VerifiedTransaction, verify_transactions};
+use kessai_types::{
+    Hash32, Transaction, TxId, VerifiedTransaction, transaction::VALIDATORS_MAX,
+    verify_transactions,
+};
 use rand_core::CryptoRng;
-use std::time::Duration;
+use std::{num::NonZeroU64, time::Duration};
 use tracing::{error, info, warn};
 
 /// The p2p channels a validator uses, in this order.
@@ -88,7 +89,7 @@ pub struct ValidatorConfig {
     /// `None` for an observer: it follows and verifies but never votes.
     pub signer: Option<ed25519::PrivateKey>,
     pub public_key: ed25519::PublicKey,
-    pub validators: ordered::Set<ed25519::PublicKey>,
+    /// The initial state; its validators run epoch 0, governance names later epochs' sets.
     pub genesis: Genesis,
     /// Hash of the genesis file: identifies the chain.
     pub genesis_hash: Hash32,
@@ -279,12 +280,6 @@ where
     let mempool = Mempool::new(config.mempool, chain_view(&config.genesis, applied));
     info!(height = applied.height, root = %applied.state_root.to_hex(), "store open");
 
-    let namespace = namespace(&config.genesis_hash);
-    let scheme = match &config.signer {
-        Some(key) => Scheme::signer(&namespace, config.validators.clone(), key.clone())
-            .expect("the signer is a validator"),
-        None => Scheme::verifier(&namespace, config.validators.clone()),
-    };
     let page_cache = CacheRef::new(
         commonware_runtime::buffer::paged::page_size(4096),
         NZUsize!(16_384),
@@ -321,12 +316,7 @@ where
     handles.push(broadcast.start(channels.blocks));
     let finalizations = immutable::Archive::init(
         context.child("finalizations_by_height"),
-        archive_config(
-            &prefix,
-            "finalizations",
-            &page_cache,
-            commonware_cryptography::certificate::Verifier::certificate_codec_config(&scheme),
-        ),
+        archive_config(&prefix, "finalizations", &page_cache, VALIDATORS_MAX),
     )
     .await
     .map_err(|e| StorageError::Database(format!("finalizations archive: {e:?}")))?;
@@ -336,13 +326,16 @@ where
     )
     .await
     .map_err(|e| StorageError::Database(format!("blocks archive: {e:?}")))?;
-    let epocher = FixedEpocher::new(NZU64!(u64::MAX));
+    let epocher = FixedEpocher::new(
+        NonZeroU64::new(config.genesis.parameters.epoch_blocks).expect("genesis checks it"),
+    );
+    let schemes = EpochSchemes::default();
     let (marshal_actor, marshal_mailbox, _floor) = Marshal::init(
         context.child("marshal"),
         finalizations,
         finalized_blocks,
         marshal::Config {
-            provider: ConstantProvider::new(scheme.clone()),
+            provider: schemes.clone(),
             epocher: epocher.clone(),
             start: marshal::Start::Genesis(Digested::precomputed(genesis_block, genesis_digest)),
             partition_prefix: format!("{prefix}-marshal"),
@@ -370,60 +363,112 @@ where
         (resolver_receiver, resolver),
     ));
 
-    // The executor: apply finalized blocks in order, then acknowledge them to marshal.
-    handles.push(context.child("executor").spawn({
-        let store = store.clone();
-        let mempool = mempool.clone();
-        let genesis = config.genesis.clone();
-        move |_| execute(store, mempool, genesis, finalized_receiver)
-    }));
-
-    // Consensus.
+    // Consensus: one engine per epoch, on per-epoch subchannels of the consensus channels.
     let app = App {
         store: store.clone(),
         mempool: mempool.clone(),
         strategy: strategy.clone(),
         rules: config.rules,
     };
-    let inline = marshal::standard::Inline::new(
+    let automaton = marshal::standard::Inline::new(
         context.child("inline"),
         app,
         marshal_mailbox.clone(),
-        epocher,
+        epocher.clone(),
     );
-    let timeouts = config.timeouts;
-    let engine = simplex::Engine::new(
-        context.child("engine"),
-        simplex::Config {
-            scheme,
-            elector: RoundRobin::<Sha256>::default(),
-            blocker: blocker.clone(),
-            automaton: inline.clone(),
-            relay: inline.clone(),
-            reporter: inline,
-            track_historical_votes: false,
-            strategy: strategy.clone(),
-            partition: format!("{prefix}-consensus-0"),
-            mailbox_size: NZUsize!(1024),
-            epoch: Epoch::zero(),
-            floor: simplex::config::Floor::Genesis(genesis_digest),
-            replay_buffer: NZUsize!(1 << 20),
-            write_buffer: NZUsize!(1 << 20),
-            page_cache,
-            leader_timeout: timeouts.leader,
-            certification_timeout: timeouts.certification,
-            timeout_retry: timeouts.retry,
-            view_retention: ViewDelta::new(10),
-            skip: SkipPolicy::Enabled {
-                timeout: timeouts.skip,
-                budget: SkipBudget::Participants,
-            },
-            fetch_timeout: NZDuration!(Duration::from_secs(1)),
-            fetch_retry_delay: Duration::from_millis(100),
-            forward: ForwardPolicy::Disabled,
-        },
+    let (votes_mux, votes, votes_backup) = Muxer::builder(
+        context.child("votes_mux"),
+        channels.votes.0,
+        channels.votes.1,
+    )
+    .with_backup()
+    .build();
+    let (certificates_mux, certificates, certificates_backup) = Muxer::builder(
+        context.child("certificates_mux"),
+        channels.certificates.0,
+        channels.certificates.1,
+    )
+    .with_backup()
+    .build();
+    let (resolver_mux, resolver) = Muxer::new(
+        context.child("resolver_mux"),
+        channels.resolver.0,
+        channels.resolver.1,
     );
-    handles.push(engine.start(channels.votes, channels.certificates, channels.resolver));
+    for mux in [
+        votes_mux.start(),
+        certificates_mux.start(),
+        resolver_mux.start(),
+    ] {
+        handles.push(context.child("mux_supervisor").spawn(move |_| async move {
+            if let Ok(Err(error)) = mux.await {
+                error!(?error, "a consensus channel closed");
+            }
+        }));
+    }
+    let mut epochs = Epochs {
+        context: context.child("consensus"),
+        epocher: epocher.clone(),
+        schemes,
+        signer: config.signer.clone(),
+        namespace: namespace(&config.genesis_hash),
+        votes,
+        certificates,
+        resolver,
+        automaton,
+        blocker: blocker.clone(),
+        strategy: strategy.clone(),
+        timeouts: config.timeouts,
+        prefix: prefix.clone(),
+        page_cache,
+        active: None,
+    };
+    // The epoch of the next block to apply, and the block it starts from.
+    let epoch = epocher
+        .containing(Height::new(applied.height + 1))
+        .expect("every height has an epoch")
+        .epoch();
+    let floor = match epoch.previous() {
+        None => genesis_digest,
+        Some(previous) => {
+            if let Some(validators) = epoch_validators(&store, previous).await? {
+                epochs.know(previous, &validators);
+            }
+            let last = epocher.last(previous).expect("every epoch ends").get();
+            let record = store.record(last).await?.ok_or_else(|| {
+                StorageError::Database(format!(
+                    "no record of block {last}, the last of epoch {previous}"
+                ))
+            })?;
+            Digest::from(record.digest.0)
+        }
+    };
+    let validators = epoch_validators(&store, epoch)
+        .await?
+        .ok_or_else(|| StorageError::Database(format!("no validator set for epoch {epoch}")))?;
+    if epochs.enter(epoch, floor, &validators).await.is_err() {
+        return Err(StorageError::Database(
+            "consensus channels closed at start".into(),
+        ));
+    }
+
+    // The executor: apply finalized blocks in order, switch epochs, acknowledge to marshal.
+    handles.push(context.child("executor").spawn({
+        let executor = Executor {
+            store: store.clone(),
+            mempool: mempool.clone(),
+            genesis: config.genesis.clone(),
+            marshal: marshal_mailbox.clone(),
+        };
+        move |_| {
+            executor.run(
+                finalized_receiver,
+                epochs,
+                votes_backup,
+                certificates_backup,
+            )
+        }
+    }));
 
     // Transaction gossip.
     let (gossip_sender, gossip_receiver) = mpsc::unbounded();
@@ -457,35 +502,117 @@ where
     })
 }
 
-async fn execute<E, A>(
+/// The validator set the state names for `epoch`, if it has one yet.
+async fn epoch_validators<E>(
+    store: &Store<E>,
+    epoch: Epoch,
+) -> Result<Option<Vec<kessai_types::PublicKey>>, StorageError>
+where
+    E: commonware_storage::Context + Spawner,
+{
+    match store.get(&StateKey::Validators(epoch.get())).await?.1 {
+        None => Ok(None),
+        Some(StateValue::Validators(set)) => Ok(Some(set.0)),
+        Some(other) => Err(StorageError::Database(format!(
+            "the validator set of epoch {epoch} holds {other:?}"
+        ))),
+    }
+}
+
+/// Consensus traffic for an epoch this node has no engine for.
+type Backup = commonware_utils::channel::mpsc::Receiver<(
+    commonware_p2p::Channel,
+    commonware_p2p::Message<ed25519::PublicKey>,
+)>;
+
+/// Applies finalized blocks in order, switches epochs at their last block, acknowledges.
+struct Executor<E: commonware_storage::Context + Spawner> {
     store: Store<E>,
     mempool: Mempool,
     genesis: Genesis,
-    mut finalized: mpsc::UnboundedReceiver<Update<Block, A>>,
-) where
-    E: commonware_storage::Context + Spawner,
-    A: Acknowledgement,
+    marshal: marshal::core::Mailbox<Scheme, marshal::standard::Standard<Block>>,
+}
+
+impl<E> Executor<E>
+where
+    E: Clock + CryptoRng + Spawner + Storage + Metrics + commonware_storage::Context,
 {
-    while let Some(update) = finalized.next().await {
-        let Update::Block(block, ack) = update else {
-            continue;
-        };
-        let digest = digest_hash(&block.digest());
-        match store.apply(block.inner(), digest).await {
-            Ok(Some((record, applied))) => {
-                let ids: Vec<TxId> = record.outcomes.iter().map(|o| o.id).collect();
-                mempool.finalized(ids, chain_view(&genesis, applied));
-                store.publish(applied);
-                log_block(&record);
-            }
-            Ok(None) => {}
-            Err(error) => {
-                // The block is not acknowledged: marshal redelivers it after a restart.
-                error!(%error, height = block.inner().height, "cannot apply a finalized block");
+    async fn run<S, B, T, A>(
+        self,
+        mut finalized: mpsc::UnboundedReceiver<Update<Block, A>>,
+        mut epochs: Epochs<E, S, B, T>,
+        mut votes_backup: Backup,
+        mut certificates_backup: Backup,
+    ) where
+        S: Sender<PublicKey = ed25519::PublicKey>,
+        B: Blocker<PublicKey = ed25519::PublicKey>,
+        T: Strategy + Clone,
+        A: Acknowledgement,
+    {
+        loop {
+            let peer_epoch = select! {
+                update = finalized.next() => {
+                    let Some(update) = update else { return };
+                    let Update::Block(block, ack) = update else { continue };
+                    if let Err(error) = self.apply(&block, &mut epochs).await {
+                        // Not acknowledged: marshal redelivers the block after a restart.
+                        error!(%error, height = block.inner().height, "cannot apply a finalized block");
+                        return;
+                    }
+                    ack.acknowledge();
+                    continue;
+                },
+                backup = votes_backup.recv() => backup,
+                backup = certificates_backup.recv() => backup,
+            };
+            let Some((their_epoch, (peer, _))) = peer_epoch else {
                 return;
+            };
+            // A peer votes in a later epoch: this node is behind. Fetch the finalization of this
+            // epoch's last block from that peer; marshal then fills in the blocks before it.
+            let active = epochs.active();
+            if their_epoch > active.get() {
+                let last = epochs.epocher.last(active).expect("every epoch ends");
+                self.marshal.hint_finalized(last, NonEmptyVec::new(peer));
             }
         }
-        ack.acknowledge();
+    }
+
+    async fn apply<S, B, T>(
+        &self,
+        block: &Digested<Block>,
+        epochs: &mut Epochs<E, S, B, T>,
+    ) -> Result<(), StorageError>
+    where
+        S: Sender<PublicKey = ed25519::PublicKey>,
+        B: Blocker<PublicKey = ed25519::PublicKey>,
+        T: Strategy + Clone,
+    {
+        let height = block.inner().height;
+        let digest = block.digest();
+        if let Some((record, applied)) = self
+            .store
+            .apply(block.inner(), digest_hash(&digest))
+            .await?
+        {
+            let ids: Vec<TxId> = record.outcomes.iter().map(|o| o.id).collect();
+            self.mempool
+                .finalized(ids, chain_view(&self.genesis, applied));
+            self.store.publish(applied);
+            log_block(&record);
+        }
+        // Already applied or not, the last block of the running epoch starts the next one.
+        if epochs.ends_active(height) {
+            let next = epochs.active().next();
+            let validators = epoch_validators(&self.store, next).await?.ok_or_else(|| {
+                StorageError::Database(format!("no validator set for epoch {next}"))
+            })?;
+            epochs
+                .enter(next, digest, &validators)
+                .await
+                .map_err(|error| StorageError::Database(error.to_string()))?;
+        }
+        Ok(())
     }
 }
 

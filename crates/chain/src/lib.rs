@@ -4,11 +4,13 @@
 //! - [`mempool`]: bounded admission of signed transactions, checked once per node;
 //! - [`app`]: what a validator proposes and what it votes for;
 //! - [`store`]: the finalized ledger, block records and state roots, shared with the API;
-//! - [`engine`]: Simplex + marshal + gossip wired over a p2p network.
+//! - [`engine`]: Simplex + marshal + gossip wired over a p2p network;
+//! - [`epochs`]: one Simplex engine per epoch, each run by the validators the ledger names.
 
 pub mod app;
 pub mod block;
 pub mod engine;
+pub mod epochs;
 pub mod mempool;
 pub mod net;
 pub mod store;
@@ -19,7 +21,7 @@ pub use commonware_cryptography::ed25519::{PrivateKey as ValidatorKey, PublicKey
 pub use engine::{Channels, Node, Submitter, Timeouts, ValidatorConfig, start};
 pub use mempool::{AdmissionError, ChainView, Mempool, MempoolLimits};
 pub use net::{Context, NetworkConfig, metrics, run, start_networked};
-pub use store::{Applied, BlockRecord, Store, TxLocation};
+pub use store::{Applied, BlockRecord, EpochValidators, Store, TxLocation};
 
 /// The validator set in consensus order.
 pub fn validator_set(

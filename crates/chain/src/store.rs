@@ -17,12 +17,28 @@ use commonware_utils::{NZU64, NZUsize};
 use kessai_state::{Genesis, StateKey, StateValue, TxOutcome};
 use kessai_storage::{Ledger, StateProof, StorageError, StoreConfig};
 use kessai_types::{
-    Hash32, Rejection, TxId, VerifiedTransaction,
+    Hash32, PublicKey, Rejection, TxId, VerifiedTransaction,
     codec::{read_seq, seq_size, write_seq},
 };
 use std::collections::HashMap;
 use std::sync::Arc;
 use tokio::sync::{RwLock, watch};
+
+/// The validator sets as of one finalized height.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EpochValidators {
+    /// The finalized height they were read at.
+    pub height: u64,
+    /// The epoch of the next block.
+    pub epoch: u64,
+    pub first_height: u64,
+    pub last_height: u64,
+    /// Who validates this epoch.
+    pub current: Vec<PublicKey>,
+    /// Who validates the next epoch, once governance has named a set (or the epoch has ended
+    /// without a change, which carries the current set over).
+    pub next: Option<Vec<PublicKey>>,
+}
 
 /// What the node records of a finalized block, beside the block itself.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -332,6 +348,43 @@ impl<E: commonware_storage::Context + Spawner> Store<E> {
         keys: &[StateKey],
     ) -> Result<Vec<Option<StateValue>>, StorageError> {
         self.data.read().await.ledger.get_many(keys).await
+    }
+
+    /// The validator sets of the finalized state: the running epoch's (the epoch of the next
+    /// block) and the next epoch's, if governance has named it.
+    pub async fn validators(&self) -> Result<EpochValidators, StorageError> {
+        let data = self.data.read().await;
+        let height = data.ledger.height();
+        let Some(StateValue::Parameters(parameters)) =
+            data.ledger.get(&StateKey::Parameters).await?
+        else {
+            return Err(StorageError::Database("no parameters in the state".into()));
+        };
+        let epoch = parameters.epoch_of(height + 1);
+        let sets = data
+            .ledger
+            .get_many(&[StateKey::Validators(epoch), StateKey::Validators(epoch + 1)])
+            .await?;
+        let mut sets = sets.into_iter().map(|value| match value {
+            Some(StateValue::Validators(set)) => Ok(Some(set.0)),
+            None => Ok(None),
+            Some(other) => Err(StorageError::Database(format!(
+                "a validator set record holds {other:?}"
+            ))),
+        });
+        let current = sets
+            .next()
+            .expect("two keys")?
+            .ok_or_else(|| StorageError::Database(format!("no validator set for epoch {epoch}")))?;
+        let next = sets.next().expect("two keys")?;
+        Ok(EpochValidators {
+            height,
+            epoch,
+            first_height: epoch * parameters.epoch_blocks,
+            last_height: (epoch + 1) * parameters.epoch_blocks - 1,
+            current,
+            next,
+        })
     }
 
     /// A record with its proof against the state root at the returned height.

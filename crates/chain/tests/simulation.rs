@@ -4,7 +4,10 @@
 
 use commonware_consensus::simplex::mocks::conflicter;
 use commonware_cryptography::{Signer as _, ed25519, sha256::Sha256};
-use commonware_p2p::simulated::{self, Link, Network, Oracle};
+use commonware_p2p::{
+    simulated::{self, Link, Network, Oracle},
+    utils::mux::Muxer,
+};
 use commonware_parallel::Sequential;
 use commonware_runtime::{
     Clock as _, Handle, Quota, Runner as _, Spawner as _, Supervisor as _, deterministic,
@@ -31,6 +34,11 @@ type PublicKey = ed25519::PublicKey;
 
 /// Validators in every scenario.
 const N: usize = 4;
+/// Nodes of a simulated chain: the genesis validators and one standby validator, which
+/// governance may add.
+const NODES: usize = N + 1;
+/// Blocks per epoch: short, so that every scenario crosses several epoch boundaries.
+const EPOCH_BLOCKS: u64 = 8;
 /// Seeds each scenario runs with, unless `KESSAI_SIM_SEEDS` says otherwise (`3`, `1,7,42` or
 /// `0..50`).
 const SEEDS: [u64; 3] = [1, 7, 42];
@@ -77,20 +85,24 @@ fn lossy_link() -> Link {
 /// What every validator of one simulated chain shares.
 struct Chain {
     keys: Vec<ed25519::PrivateKey>,
-    validators: ordered::Set<PublicKey>,
     workload: Workload,
     genesis_hash: Hash32,
 }
 
 impl Chain {
     fn new() -> Self {
-        let keys: Vec<_> = (0..N as u64).map(ed25519::PrivateKey::from_seed).collect();
-        let validators = ordered::Set::from_iter_dedup(keys.iter().map(|k| k.public_key()));
+        let keys: Vec<_> = (0..NODES as u64)
+            .map(ed25519::PrivateKey::from_seed)
+            .collect();
         // Genesis at time 0: the deterministic runtime's clock starts at the Unix epoch.
-        let workload = Workload::new(64, 8, 0);
+        let mut workload = Workload::new(64, 8, 0);
+        workload.genesis.validators = keys[..N]
+            .iter()
+            .map(|key| kessai_types::PublicKey::Ed25519(key.public_key()))
+            .collect();
+        workload.genesis.parameters.epoch_blocks = EPOCH_BLOCKS;
         Chain {
             keys,
-            validators,
             workload,
             genesis_hash: Hash32::of(&[b"kessai-simulation-genesis".as_slice()]),
         }
@@ -108,7 +120,6 @@ impl Chain {
         ValidatorConfig {
             signer: Some(self.keys[index].clone()),
             public_key: self.public_key(index),
-            validators: self.validators.clone(),
             genesis: self.workload.genesis.clone(),
             genesis_hash: self.genesis_hash,
             store: StoreConfig {
@@ -128,7 +139,7 @@ async fn network(context: &Context, chain: &Chain) -> Oracle<PublicKey, Context>
         context.child("network"),
         simulated::Config {
             max_size: MESSAGE_BYTES_MAX,
-            max_peers_per_set: NZUsize!(N),
+            max_peers_per_set: NZUsize!(NODES),
             disconnect_on_block: true,
             tracked_peer_sets: NZUsize!(1),
         },
@@ -679,13 +690,20 @@ fn byzantine_conflicter() {
         let channels = register(&oracle, &keys[byzantine]).await;
         let scheme = Scheme::signer(
             &namespace(&chain.genesis_hash),
-            chain.validators.clone(),
+            ordered::Set::from_iter_dedup(chain.keys[..N].iter().map(|k| k.public_key())),
             chain.keys[byzantine].clone(),
         )
         .unwrap();
         let conflicter: conflicter::Conflicter<_, _, Sha256> =
             conflicter::Conflicter::new(context.child("byzantine"), conflicter::Config { scheme });
-        conflicter.start(channels.votes);
+        // Votes travel on a subchannel per epoch: the conflicter attacks epoch 0.
+        let (mux, mut votes) = Muxer::new(
+            context.child("byzantine_mux"),
+            channels.votes.0,
+            channels.votes.1,
+        );
+        mux.start();
+        conflicter.start(votes.register(0).await.unwrap());
 
         let mut nodes = Vec::new();
         for index in 1..N {
@@ -759,6 +777,94 @@ fn lossy_links_finalize_and_agree() {
             let end = settle(&context, seed, &all, 15, &ids, Duration::from_secs(300)).await;
             eprintln!(
                 "seed {seed}: lossy links, 4 agree up to {end} ({:.1}s)",
+                now(&context)
+            );
+        },
+    );
+}
+
+/// A validator-set change through governance, without stopping the network: the genesis
+/// validators 0-3 run with standby validator 4; governance replaces 0 with 4. Once the next epoch
+/// starts, validators 0 and 1 stop: on the old set, 2 of 4 could not finalize; on the new set
+/// {1, 2, 3, 4}, validators 2, 3 and 4 are a quorum and the chain goes on.
+#[test]
+fn validator_set_changes_at_epoch_boundary() {
+    for_seeds(
+        "validator_set_changes_at_epoch_boundary",
+        |context, seed| async move {
+            let (chain, oracle, mut nodes) = start_all(&context, link()).await;
+            nodes.push(launch(&context, &oracle, &chain, N, 0).await);
+
+            let governor = kessai_types::PartyId::new("GOVERNOR").unwrap();
+            let body = kessai_types::TxBody {
+                network: chain.workload.genesis.parameters.network,
+                submitter: governor,
+                unique_id: kessai_types::UniqueId([seed as u8; 16]),
+                expiry: kessai_types::Expiry::TimeMs(EXPIRY_MS),
+                operation: kessai_types::Operation::SetValidators(kessai_types::SetValidators {
+                    validators: (1..NODES)
+                        .map(|index| kessai_types::PublicKey::Ed25519(chain.public_key(index)))
+                        .collect(),
+                }),
+            };
+            let change = kessai_types::Transaction::sign(
+                body,
+                &[(governor, &kessai_types::PrivateKey::from_seed(1))],
+            );
+            let results = nodes[1]
+                .node
+                .submit
+                .submit(&nodes[1].node.store, vec![change])
+                .await;
+            let id = results[0].expect("the change is admitted");
+            let all: Vec<&Running> = nodes.iter().collect();
+            assert!(
+                wait_final(&context, &all, &[id], Duration::from_secs(60)).await,
+                "seed {seed}: the change is not final: {:?}",
+                heights(&all)
+            );
+            let location = nodes[1].store().transaction(&id).await.unwrap();
+            assert_eq!(
+                location.rejection, None,
+                "seed {seed}: the change was rejected"
+            );
+
+            // The change applies after the last block of the epoch it landed in.
+            let boundary = (location.height / EPOCH_BLOCKS + 1) * EPOCH_BLOCKS - 1;
+            let settled = settle(
+                &context,
+                seed,
+                &all,
+                boundary + 2,
+                &[],
+                Duration::from_secs(60),
+            )
+            .await;
+            eprintln!(
+                "seed {seed}: change final at {}, epoch ends at {boundary}, all 5 agree up to {settled}",
+                location.height
+            );
+
+            let mut nodes = nodes.into_iter();
+            let removed = nodes.next().unwrap();
+            let stopped = nodes.next().unwrap();
+            removed.crash(&context).await;
+            stopped.crash(&context).await;
+            let rest: Vec<Running> = nodes.collect();
+            let rest_refs: Vec<&Running> = rest.iter().collect();
+            let from = rest_refs.iter().map(|n| n.height()).max().unwrap();
+            let ids = submit(seed, &rest[0], &chain, 1, 50).await;
+            let end = settle(
+                &context,
+                seed,
+                &rest_refs,
+                from + 2 * EPOCH_BLOCKS,
+                &ids,
+                Duration::from_secs(120),
+            )
+            .await;
+            eprintln!(
+                "seed {seed}: validators 2, 3 and the added 4 finalize on their own, up to {end} ({:.1}s)",
                 now(&context)
             );
         },

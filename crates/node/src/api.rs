@@ -176,6 +176,7 @@ pub fn router(api: Api, request_bytes_max: usize) -> Router {
         .route("/v1/blocks/latest", get(latest_block))
         .route("/v1/blocks/{height}", get(block))
         .route("/v1/events", get(events))
+        .route("/v1/validators", get(validators))
         .route("/v1/status", get(status))
         .route("/health", get(health))
         .route("/ready", get(ready))
@@ -583,6 +584,21 @@ async fn status(State(api): State<Api>) -> Json<StatusBody> {
         mempool_transactions: transactions,
         mempool_bytes: bytes,
     })
+}
+
+async fn validators(State(api): State<Api>) -> ApiResult<Json<Value>> {
+    let sets = api.store.validators().await.map_err(ApiError::internal)?;
+    let keys = |set: &[kessai_types::PublicKey]| -> Vec<String> {
+        set.iter().map(|key| key.to_string()).collect()
+    };
+    Ok(Json(json!({
+        "height": sets.height,
+        "epoch": sets.epoch,
+        "first_height": sets.first_height,
+        "last_height": sets.last_height,
+        "validators": keys(&sets.current),
+        "next_validators": sets.next.as_deref().map(keys),
+    })))
 }
 
 async fn health() -> Json<Value> {

@@ -15,7 +15,7 @@ use crate::{
 use kessai_types::{PartyId, PrivateKey};
 use std::{
     net::{Ipv4Addr, SocketAddr},
-    path::{Path, PathBuf},
+    path::PathBuf,
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
@@ -23,7 +23,11 @@ use std::{
 pub struct InitOptions {
     pub dir: PathBuf,
     pub validators: usize,
+    /// Nodes that run as validators but are not in the genesis set: governance can add them.
+    pub standby: usize,
     pub observers: usize,
+    /// Blocks per epoch.
+    pub epoch_blocks: u64,
     pub base_port: u16,
     pub passphrase: String,
 }
@@ -98,12 +102,24 @@ fn localhost(port: u16) -> SocketAddr {
     SocketAddr::from((Ipv4Addr::LOCALHOST, port))
 }
 
-/// The folder of node `index` (validators first, then observers).
-pub fn node_dir(dir: &Path, index: usize, validators: usize) -> PathBuf {
-    if index < validators {
-        dir.join(format!("validator-{index}"))
-    } else {
-        dir.join(format!("observer-{}", index - validators))
+impl InitOptions {
+    /// How many nodes the network has.
+    pub fn nodes(&self) -> usize {
+        self.validators + self.standby + self.observers
+    }
+
+    /// The folder of node `index`: genesis validators first, then standby validators, then
+    /// observers.
+    pub fn node_dir(&self, index: usize) -> PathBuf {
+        let standby = self.validators + self.standby;
+        if index < self.validators {
+            self.dir.join(format!("validator-{index}"))
+        } else if index < standby {
+            self.dir
+                .join(format!("standby-{}", index - self.validators))
+        } else {
+            self.dir.join(format!("observer-{}", index - standby))
+        }
     }
 }
 
@@ -118,7 +134,7 @@ pub fn init(options: &InitOptions) -> anyhow::Result<()> {
         anyhow::bail!("{} already holds a network; remove it first", dir.display());
     }
     std::fs::create_dir_all(dir)?;
-    let nodes = options.validators + options.observers;
+    let nodes = options.nodes();
     let node_keys: Vec<PrivateKey> = (0..nodes).map(|_| PrivateKey::generate()).collect();
     let party_keys: Vec<(PartyId, PrivateKey)> = DEMO_PARTIES
         .iter()
@@ -135,6 +151,7 @@ pub fn init(options: &InitOptions) -> anyhow::Result<()> {
             block_transactions_max: 20_000,
             expiry_horizon_ms: 24 * 60 * 60 * 1000,
             expiry_horizon_blocks: 100_000,
+            epoch_blocks: options.epoch_blocks,
         },
         validators: (0..options.validators)
             .map(|i| ValidatorEntry {
@@ -156,12 +173,12 @@ pub fn init(options: &InitOptions) -> anyhow::Result<()> {
         })
         .collect();
     for (index, key) in node_keys.iter().enumerate() {
-        let node_dir = node_dir(dir, index, options.validators);
+        let node_dir = options.node_dir(index);
         std::fs::create_dir_all(&node_dir)?;
         std::fs::write(node_dir.join("node.key"), key.to_text() + "\n")?;
         let config = NodeConfig {
             node: NodeSection {
-                role: if index < options.validators {
+                role: if index < options.validators + options.standby {
                     NodeRole::Validator
                 } else {
                     NodeRole::Observer
@@ -209,9 +226,9 @@ pub async fn devnet(options: InitOptions) -> anyhow::Result<()> {
     }
     let exe = std::env::current_exe()?;
     let mut children = Vec::new();
-    let nodes = options.validators + options.observers;
+    let nodes = options.nodes();
     for index in 0..nodes {
-        let node_dir = node_dir(&dir, index, options.validators);
+        let node_dir = options.node_dir(index);
         let log = std::fs::File::create(node_dir.join("node.log"))?;
         let child = tokio::process::Command::new(&exe)
             .arg("node")
@@ -225,7 +242,7 @@ pub async fn devnet(options: InitOptions) -> anyhow::Result<()> {
     }
     let client = reqwest::Client::new();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
-    for index in 0..nodes {
+    for (index, child) in children.iter_mut().enumerate() {
         let url = format!(
             "http://{}/ready",
             localhost(api_port(options.base_port, index))
@@ -239,25 +256,26 @@ pub async fn devnet(options: InitOptions) -> anyhow::Result<()> {
             if tokio::time::Instant::now() > deadline {
                 anyhow::bail!(
                     "node {index} not ready after 120 s; see {}",
-                    node_dir(&dir, index, options.validators)
-                        .join("node.log")
-                        .display()
+                    options.node_dir(index).join("node.log").display()
                 );
             }
-            if let Some(status) = children[index].try_wait()? {
+            if let Some(status) = child.try_wait()? {
                 anyhow::bail!(
                     "node {index} exited ({status}); see {}",
-                    node_dir(&dir, index, options.validators)
-                        .join("node.log")
-                        .display()
+                    options.node_dir(index).join("node.log").display()
                 );
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
     println!(
-        "\nKessai devnet is running: {} validators{}",
+        "\nKessai devnet is running: {} validators{}{}",
         options.validators,
+        if options.standby > 0 {
+            format!(", {} standby validators", options.standby)
+        } else {
+            String::new()
+        },
         if options.observers > 0 {
             format!(", {} observers", options.observers)
         } else {
@@ -265,13 +283,15 @@ pub async fn devnet(options: InitOptions) -> anyhow::Result<()> {
         }
     );
     for index in 0..nodes {
-        let node_dir = node_dir(&dir, index, options.validators);
+        let node_dir = options.node_dir(index);
+        let key = crate::node::read_key(&node_dir.join("node.key"))?.public_key();
         println!(
-            "  {:<12} API http://{}  p2p {}  log {}",
+            "  {:<12} API http://{}  p2p {}  log {}\n  {:<12} key {key}",
             node_dir.file_name().unwrap_or_default().to_string_lossy(),
             localhost(api_port(options.base_port, index)),
             localhost(options.base_port + index as u16),
-            node_dir.join("node.log").display()
+            node_dir.join("node.log").display(),
+            "",
         );
     }
     let api = format!("http://{}", localhost(api_port(options.base_port, 0)));

@@ -41,6 +41,9 @@ pub struct ChainSection {
     pub expiry_horizon_ms: u64,
     #[serde(default = "defaults::expiry_horizon_blocks")]
     pub expiry_horizon_blocks: u64,
+    /// Blocks per epoch: validator-set changes take effect at the end of an epoch.
+    #[serde(default = "defaults::epoch_blocks")]
+    pub epoch_blocks: u64,
 }
 
 mod defaults {
@@ -56,6 +59,9 @@ mod defaults {
     }
     pub fn expiry_horizon_blocks() -> u64 {
         Parameters::default().expiry_horizon_blocks
+    }
+    pub fn epoch_blocks() -> u64 {
+        Parameters::default().epoch_blocks
     }
 }
 
@@ -148,8 +154,8 @@ pub fn role_name(role: Role) -> &'static str {
 
 /// The genesis file, read and checked, with what the node derives from it.
 pub struct LoadedGenesis {
+    /// The initial state, the first epoch's validators included.
     pub genesis: Genesis,
-    pub validators: Vec<PublicKey>,
     /// SHA-256 of the file's bytes: the chain's identity.
     pub hash: Hash32,
 }
@@ -168,7 +174,14 @@ impl GenesisFile {
                 error,
             })?;
         let genesis = file.to_genesis()?;
-        let validators = file
+        Ok(LoadedGenesis {
+            genesis,
+            hash: Hash32::of(&[&bytes]),
+        })
+    }
+
+    pub fn to_genesis(&self) -> Result<Genesis, GenesisFileError> {
+        let validators = self
             .validators
             .iter()
             .enumerate()
@@ -177,18 +190,10 @@ impl GenesisFile {
                     .parse()
                     .map_err(|e| field(format!("validators[{i}].public_key"), e))
             })
-            .collect::<Result<Vec<_>, _>>()?;
+            .collect::<Result<Vec<PublicKey>, _>>()?;
         if validators.is_empty() {
             return Err(field("validators", "at least one validator is needed"));
         }
-        Ok(LoadedGenesis {
-            genesis,
-            validators,
-            hash: Hash32::of(&[&bytes]),
-        })
-    }
-
-    pub fn to_genesis(&self) -> Result<Genesis, GenesisFileError> {
         let parties = self
             .parties
             .iter()
@@ -308,12 +313,14 @@ impl GenesisFile {
                 block_transactions_max: c.block_transactions_max,
                 expiry_horizon_ms: c.expiry_horizon_ms,
                 expiry_horizon_blocks: c.expiry_horizon_blocks,
+                epoch_blocks: c.epoch_blocks,
             },
             time_ms: c.time_ms,
             parties,
             assets,
             accounts,
             balances,
+            validators,
         };
         kessai_state::genesis_writes(&genesis).map_err(|e| field("chain", e))?;
         Ok(genesis)

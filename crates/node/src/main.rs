@@ -5,8 +5,8 @@ use kessai::{devnet, keystore, node};
 use clap::{Args, Parser, Subcommand};
 use commonware_codec::Encode;
 use kessai_types::{
-    AccountId, AssetId, Bundle, Expiry, Leg, Operation, PartyId, SupplyChange, Transaction, TxBody,
-    UniqueId,
+    AccountId, AssetId, Bundle, Expiry, Leg, Operation, PartyId, SetValidators, SupplyChange,
+    Transaction, TxBody, UniqueId,
 };
 use serde_json::Value;
 use std::{path::PathBuf, time::SystemTime};
@@ -63,11 +63,17 @@ struct NetworkArgs {
     dir: PathBuf,
     #[arg(long, default_value_t = 4)]
     validators: usize,
+    /// Nodes that run as validators but are not in the genesis set (governance can add them).
+    #[arg(long, default_value_t = 0)]
+    standby: usize,
     #[arg(long, default_value_t = 0)]
     observers: usize,
     /// p2p ports are base, base+1...; API ports base+100, base+101...
     #[arg(long, default_value_t = 7100)]
     base_port: u16,
+    /// Blocks per epoch: a validator-set change applies after the last block of an epoch.
+    #[arg(long, default_value_t = 300)]
+    epoch_blocks: u64,
     /// Passphrase of the generated keystore.
     #[arg(long, env = "KESSAI_KEYSTORE_PASSPHRASE", default_value = "devnet")]
     passphrase: String,
@@ -124,6 +130,19 @@ enum TxCommand {
         #[arg(long)]
         wait: bool,
     },
+    /// Name the validators of the next epoch (governors sign, at the governance threshold).
+    /// The set takes effect after the last block of the epoch the transaction lands in.
+    SetValidators {
+        /// A signing governor; repeat up to the governance threshold. The first submits.
+        #[arg(long = "as", required = true)]
+        signers: Vec<String>,
+        /// A validator's consensus key `ed25519:<hex>` (its node.key's public key); repeat for
+        /// every member of the new set.
+        #[arg(long = "validator", required = true)]
+        validators: Vec<String>,
+        #[arg(long)]
+        wait: bool,
+    },
     /// Issue new units of an asset into an account (its token administrator signs).
     Issue {
         #[arg(long = "as")]
@@ -143,6 +162,8 @@ enum TxCommand {
 enum QueryCommand {
     /// Height, state root and mempool of the node.
     Status,
+    /// The running epoch, its validators, and the next epoch's once named.
+    Validators,
     /// A balance; with --prove, fetch its Merkle proof and verify it here.
     Balance {
         account: String,
@@ -195,7 +216,9 @@ fn init_options(network: NetworkArgs) -> devnet::InitOptions {
     devnet::InitOptions {
         dir: network.dir,
         validators: network.validators,
+        standby: network.standby,
         observers: network.observers,
+        epoch_blocks: network.epoch_blocks,
         base_port: network.base_port,
         passphrase: network.passphrase,
     }
@@ -254,6 +277,23 @@ async fn tx(client: ClientArgs, command: TxCommand) -> anyhow::Result<()> {
                 legs: legs
                     .iter()
                     .map(|leg| parse_leg(leg))
+                    .collect::<anyhow::Result<_>>()?,
+            }),
+            wait,
+        ),
+        TxCommand::SetValidators {
+            signers,
+            validators,
+            wait,
+        } => (
+            signers,
+            Operation::SetValidators(SetValidators {
+                validators: validators
+                    .iter()
+                    .map(|key| {
+                        key.parse()
+                            .map_err(|e| anyhow::anyhow!("--validator {key}: {e}"))
+                    })
                     .collect::<anyhow::Result<_>>()?,
             }),
             wait,
@@ -335,6 +375,7 @@ async fn tx(client: ClientArgs, command: TxCommand) -> anyhow::Result<()> {
 async fn query(client: ClientArgs, command: QueryCommand) -> anyhow::Result<()> {
     let value = match command {
         QueryCommand::Status => get(&client, "/v1/status").await?,
+        QueryCommand::Validators => get(&client, "/v1/validators").await?,
         QueryCommand::Balance {
             account,
             asset,

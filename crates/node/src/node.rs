@@ -26,9 +26,12 @@ pub fn run(config_path: &Path) -> anyhow::Result<()> {
     let genesis = GenesisFile::load(&config.node.genesis_file)?;
     let key = read_key(&config.node.key_file)?;
     let public_key = key.public_key();
-    if config.node.role == NodeRole::Validator && !genesis.validators.contains(&public_key) {
-        anyhow::bail!(
-            "node.role is validator but the key {public_key} is not among the genesis validators"
+    if config.node.role == NodeRole::Validator && !genesis.genesis.validators.contains(&public_key)
+    {
+        info!(
+            key = %public_key,
+            "not a genesis validator: this node follows the chain and votes from the epoch \
+             governance adds it to the validator set"
         );
     }
     let peers = config
@@ -59,9 +62,6 @@ pub fn run(config_path: &Path) -> anyhow::Result<()> {
     let validator = ValidatorConfig {
         signer: (config.node.role == NodeRole::Validator).then(|| key.ed25519().clone()),
         public_key: public_key.ed25519().clone(),
-        validators: kessai_chain::validator_set(
-            genesis.validators.iter().map(|key| key.ed25519().clone()),
-        ),
         genesis: genesis.genesis.clone(),
         genesis_hash: genesis.hash,
         store: StoreConfig {

@@ -1,6 +1,8 @@
-//! Four real `kessai node` validator processes and one observer on loopback: the API's endpoints
-//! and error classes, then transfers through a `kill -9` of one validator and its restart,
-//! checking that every transaction reported final is on every node, with identical state roots.
+//! Four real `kessai node` validator processes, a standby validator and an observer on loopback:
+//! the API's endpoints and error classes; transfers through a `kill -9` of one validator and its
+//! restart, checking that every transaction reported final is on every node, with identical state
+//! roots; then a validator-set change through governance (the CLI), after which the new set
+//! finalizes without the validators it replaced.
 
 use commonware_codec::Encode;
 use kessai::keystore::Keystore;
@@ -15,8 +17,12 @@ use std::{
 };
 
 const VALIDATORS: usize = 4;
-/// Validators, then one observer.
-const NODES: usize = VALIDATORS + 1;
+/// The standby validator: not in the genesis set; governance adds it.
+const STANDBY: usize = VALIDATORS;
+/// Validators, the standby validator, then one observer.
+const NODES: usize = VALIDATORS + 2;
+/// Blocks per epoch: short, so that the kill and restart cross epochs too.
+const EPOCH_BLOCKS: u64 = 40;
 const PASSPHRASE: &str = "network-test";
 
 fn kessai() -> Command {
@@ -31,7 +37,16 @@ struct Network {
 
 impl Network {
     fn node_dir(&self, index: usize) -> PathBuf {
-        kessai::devnet::node_dir(self.dir.path(), index, VALIDATORS)
+        kessai::devnet::InitOptions {
+            dir: self.dir.path().into(),
+            validators: VALIDATORS,
+            standby: 1,
+            observers: 1,
+            epoch_blocks: EPOCH_BLOCKS,
+            base_port: self.base_port,
+            passphrase: PASSPHRASE.into(),
+        }
+        .node_dir(index)
     }
 
     fn api(&self, index: usize) -> String {
@@ -94,8 +109,12 @@ fn init(base_port: u16) -> Network {
             &base_port.to_string(),
             "--passphrase",
             PASSPHRASE,
+            "--standby",
+            "1",
             "--observers",
             "1",
+            "--epoch-blocks",
+            &EPOCH_BLOCKS.to_string(),
         ])
         .stdout(Stdio::null())
         .status()
@@ -628,4 +647,105 @@ async fn four_validator_processes_survive_a_kill() {
             "height {height}: {roots:?}"
         );
     }
+    validator_set_change(&client, &mut network, &keys).await;
+}
+
+/// Governance replaces validator 3 with the standby validator through `kessai tx
+/// set-validators`. Once the next epoch runs, validators 0 and 3 stop: on the old set two of four
+/// could not finalize; on the new set {0, 1, 2, standby} the other three are a quorum.
+async fn validator_set_change(client: &reqwest::Client, network: &mut Network, keys: &Keystore) {
+    let key_of = |index: usize| {
+        let text = std::fs::read_to_string(network.node_dir(index).join("node.key")).unwrap();
+        PrivateKey::from_text(text.trim())
+            .unwrap()
+            .public_key()
+            .to_string()
+    };
+    let new_set: Vec<String> = [0, 1, 2, STANDBY].into_iter().map(key_of).collect();
+    let (_, before) = get(client, &format!("{}/v1/validators", network.api(0))).await;
+    assert_eq!(
+        before["validators"].as_array().unwrap().len(),
+        VALIDATORS,
+        "{before}"
+    );
+    assert!(
+        !before["validators"]
+            .as_array()
+            .unwrap()
+            .contains(&json!(key_of(STANDBY))),
+        "{before}"
+    );
+
+    let mut args = vec!["tx", "set-validators", "--as", "GOVERNOR", "--wait"];
+    for key in &new_set {
+        args.extend(["--validator", key]);
+    }
+    let output = kessai()
+        .args(&args)
+        .env("KESSAI_API", network.api(1))
+        .env("KESSAI_KEYSTORE", network.dir.path().join("keystore.json"))
+        .env("KESSAI_KEYSTORE_PASSPHRASE", PASSPHRASE)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success() && stdout.contains("FINAL"),
+        "set-validators: {stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+
+    // The next epoch starts with the new set, the same on every node.
+    let mut expected = new_set.clone();
+    expected.sort();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let switched = loop {
+        let (_, sets) = get(client, &format!("{}/v1/validators", network.api(0))).await;
+        let mut current: Vec<String> = sets["validators"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|key| key.as_str().unwrap().to_string())
+            .collect();
+        current.sort();
+        if current == expected {
+            break sets["first_height"].as_u64().unwrap();
+        }
+        assert!(Instant::now() < deadline, "the set did not change: {sets}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    for index in 0..NODES {
+        wait_ready(client, network, index, switched + 2).await;
+    }
+
+    network.kill(0);
+    network.kill(3);
+    let bank_a = keys.key(PartyId::new("BANK-A").unwrap()).unwrap();
+    let mut last = 0;
+    for round in 0..10 {
+        let transaction = transfer(1, "BANK-A", bank_a, "BANK-A/CASH", "BANK-B/CASH", 1);
+        let node = [1, 2, STANDBY][round % 3];
+        let url = format!("{}/v1/transactions?wait=true", network.api(node));
+        let (status, body) = post(client, &url, submit_body(&transaction)).await;
+        assert_eq!(status, 200, "after the change, round {round}: {body}");
+        assert_eq!(
+            body["status"], "FINAL",
+            "after the change, round {round}: {body}"
+        );
+        last = body["height"].as_u64().unwrap();
+    }
+    let live = [1, 2, STANDBY, NODES - 1];
+    for index in live {
+        wait_ready(client, network, index, last).await;
+    }
+    let mut roots = Vec::new();
+    for index in live {
+        let (status, block) =
+            get(client, &format!("{}/v1/blocks/{last}", network.api(index))).await;
+        assert_eq!(status, 200, "node {index} block {last}: {block}");
+        roots.push(block["state_root"].clone());
+    }
+    assert!(
+        roots.windows(2).all(|w| w[0] == w[1]),
+        "height {last}: {roots:?}"
+    );
 }

@@ -126,6 +126,7 @@ pub(crate) struct Ctx<'s, 'a> {
     block: &'s mut BlockState<'a>,
     writes: WriteSet,
     pub parameters: Parameters,
+    pub height: u64,
     pub time_ms: u64,
     pub tx_id: TxId,
     pub submitter: PartyId,
@@ -305,6 +306,8 @@ fn static_keys(transaction: &VerifiedTransaction, keys: &mut Vec<StateKey>) {
             StateKey::Lien(op.account, op.asset, transaction.id),
             StateKey::Party(op.beneficiary),
         ]),
+        // The set's key depends on the epoch, hence on the parameters: read on demand.
+        Operation::SetValidators(_) => {}
         Operation::Release(op) => keys.extend([
             StateKey::Balance(op.account, op.asset),
             StateKey::Lien(op.account, op.asset, op.lien),
@@ -423,6 +426,10 @@ pub fn execute(block: &BlockInput<'_>, snapshot: &Snapshot) -> Result<BlockEffec
         );
     }
 
+    if close_epoch(&mut state, &parameters, block.height).is_err() {
+        return Err(missing(state));
+    }
+
     chain.height = block.height;
     chain.time_ms = block.time_ms;
     state
@@ -433,6 +440,23 @@ pub fn execute(block: &BlockInput<'_>, snapshot: &Snapshot) -> Result<BlockEffec
         outcomes,
         writes: state.writes,
     })
+}
+
+/// After the last block of an epoch, the next epoch's validator set is fixed: the one governance
+/// set during the epoch, or else the current one again.
+fn close_epoch(state: &mut BlockState<'_>, parameters: &Parameters, height: u64) -> Step<()> {
+    if !parameters.is_epoch_end(height) {
+        return Ok(());
+    }
+    let epoch = parameters.epoch_of(height);
+    let next = StateKey::Validators(epoch + 1);
+    if state.read(&next)?.is_none() {
+        let Some(current) = state.read(&StateKey::Validators(epoch))? else {
+            panic!("corrupt state: no validator set for epoch {epoch}");
+        };
+        state.writes.insert(next, Some(current));
+    }
+    Ok(())
 }
 
 /// Apply one transaction. Returns its rejection, if any, and whether its id is now remembered.
@@ -482,6 +506,7 @@ fn apply_transaction(
         block: state,
         writes: WriteSet::new(),
         parameters: current,
+        height: block.height,
         time_ms: block.time_ms,
         tx_id: transaction.id,
         submitter: body.submitter,

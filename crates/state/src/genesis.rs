@@ -4,11 +4,12 @@ use crate::{
     execute::{SUPPLY_MAX, WriteSet},
     key::{
         Chain, EXPIRY_ENTRIES_MAX, Parameters, PruneCursor, StateKey, StateValue, TIME_BUCKET_MS,
+        ValidatorSet,
     },
 };
 use kessai_types::{
-    Account, AccountId, Asset, AssetId, Balance, Party, Quantity, Role,
-    transaction::BUNDLE_LEGS_MAX_ENCODED,
+    Account, AccountId, Asset, AssetId, Balance, Party, PublicKey, Quantity, Role,
+    transaction::{BUNDLE_LEGS_MAX_ENCODED, VALIDATORS_MAX},
 };
 use std::collections::BTreeMap;
 
@@ -23,6 +24,8 @@ pub struct Genesis {
     pub assets: Vec<Asset>,
     pub accounts: Vec<Account>,
     pub balances: Vec<(AccountId, AssetId, Quantity)>,
+    /// The consensus keys of epoch 0's validators (none for a ledger run without consensus).
+    pub validators: Vec<PublicKey>,
 }
 
 /// Why a genesis is invalid.
@@ -51,7 +54,7 @@ pub enum GenesisError {
 /// bundle can encode, or a block limit above what one expiry entry list can decode, would let the
 /// ledger accept what it cannot store.
 fn check_parameters(parameters: &Parameters) -> Result<(), GenesisError> {
-    let ranges: [(&'static str, u64, u64, u64); 4] = [
+    let ranges: [(&'static str, u64, u64, u64); 5] = [
         (
             "bundle_legs_max",
             parameters.bundle_legs_max as u64,
@@ -76,6 +79,8 @@ fn check_parameters(parameters: &Parameters) -> Result<(), GenesisError> {
             1,
             u64::MAX,
         ),
+        // The consensus engine needs at least two blocks per epoch.
+        ("epoch_blocks", parameters.epoch_blocks, 2, u64::MAX),
     ];
     for (name, value, min, max) in ranges {
         if !(min..=max).contains(&value) {
@@ -186,8 +191,25 @@ pub fn genesis_writes(genesis: &Genesis) -> Result<WriteSet, GenesisError> {
             entries: 0,
         },
     };
+    let mut validators = genesis.validators.clone();
+    validators.sort();
+    if let Some(pair) = validators.windows(2).find(|pair| pair[0] == pair[1]) {
+        return Err(GenesisError::Duplicate(format!("validator {}", pair[0])));
+    }
+    if validators.len() > VALIDATORS_MAX {
+        return Err(GenesisError::Parameter {
+            name: "validators",
+            value: validators.len() as u64,
+            min: 0,
+            max: VALIDATORS_MAX as u64,
+        });
+    }
     records.insert(StateKey::Parameters, StateValue::Parameters(parameters));
     records.insert(StateKey::Chain, StateValue::Chain(chain));
+    records.insert(
+        StateKey::Validators(0),
+        StateValue::Validators(ValidatorSet(validators)),
+    );
     Ok(records
         .into_iter()
         .map(|(key, value)| (key, Some(value)))

@@ -5,10 +5,11 @@
 
 use commonware_codec::{Encode, EncodeSize, Error, Read, Write};
 use kessai_types::{
-    Account, AccountId, Asset, AssetId, Balance, Hash32, Lien, Party, PartyId, Rejection, TxId,
-    UniqueId,
+    Account, AccountId, Asset, AssetId, Balance, Hash32, Lien, Party, PartyId, PublicKey,
+    Rejection, TxId, UniqueId,
     codec::{read_seq, seq_size, write_seq},
     codec_enum, codec_struct,
+    transaction::VALIDATORS_MAX,
 };
 
 /// Which clock an expiry bucket follows.
@@ -52,6 +53,8 @@ pub enum StateKey {
     ExpiryBucket(Bucket),
     /// One entry list of a bucket: the replay keys one block added.
     ExpiryEntries(Bucket, u32),
+    /// The validator set of an epoch.
+    Validators(u64),
 }
 
 impl Write for StateKey {
@@ -67,6 +70,7 @@ impl Write for StateKey {
             StateKey::Replay(party, unique_id) => (7u8, *party, *unique_id).write(buf),
             StateKey::ExpiryBucket(bucket) => (8u8, *bucket).write(buf),
             StateKey::ExpiryEntries(bucket, sequence) => (9u8, *bucket, *sequence).write(buf),
+            StateKey::Validators(epoch) => (10u8, *epoch).write(buf),
         }
     }
 }
@@ -85,6 +89,7 @@ impl EncodeSize for StateKey {
             StateKey::Replay(party, _) => 1 + party.encode_size() + 16,
             StateKey::ExpiryBucket(bucket) => 1 + bucket.encode_size(),
             StateKey::ExpiryEntries(bucket, _) => 1 + bucket.encode_size() + 4,
+            StateKey::Validators(_) => 1 + 8,
         }
     }
 }
@@ -113,6 +118,9 @@ pub struct Parameters {
     pub expiry_horizon_ms: u64,
     /// How far ahead a height expiry may lie.
     pub expiry_horizon_blocks: u64,
+    /// Blocks per epoch: a validator-set change takes effect after the last block of the epoch
+    /// it lands in.
+    pub epoch_blocks: u64,
 }
 codec_struct!(Parameters {
     network: u32,
@@ -122,6 +130,7 @@ codec_struct!(Parameters {
     block_transactions_max: u32,
     expiry_horizon_ms: u64,
     expiry_horizon_blocks: u64,
+    epoch_blocks: u64,
 });
 
 impl Default for Parameters {
@@ -134,6 +143,7 @@ impl Default for Parameters {
             block_transactions_max: 20_000,
             expiry_horizon_ms: 24 * 60 * 60 * 1000,
             expiry_horizon_blocks: 100_000,
+            epoch_blocks: 1_000,
         }
     }
 }
@@ -185,6 +195,39 @@ codec_struct!(ReplayRecord {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ExpiryEntries(pub Vec<(PartyId, UniqueId)>);
 
+/// The consensus keys of one epoch's validators, sorted and distinct.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ValidatorSet(pub Vec<PublicKey>);
+
+impl Write for ValidatorSet {
+    fn write(&self, buf: &mut impl bytes::BufMut) {
+        write_seq(&self.0, buf)
+    }
+}
+impl EncodeSize for ValidatorSet {
+    fn encode_size(&self) -> usize {
+        seq_size(&self.0)
+    }
+}
+impl Read for ValidatorSet {
+    type Cfg = ();
+    fn read_cfg(buf: &mut impl commonware_codec::Buf, _: &()) -> Result<Self, Error> {
+        read_seq(buf, VALIDATORS_MAX).map(ValidatorSet)
+    }
+}
+
+impl Parameters {
+    /// The epoch `height` belongs to.
+    pub fn epoch_of(&self, height: u64) -> u64 {
+        height / self.epoch_blocks
+    }
+
+    /// Whether `height` is the last block of its epoch.
+    pub fn is_epoch_end(&self, height: u64) -> bool {
+        height % self.epoch_blocks == self.epoch_blocks - 1
+    }
+}
+
 /// The most replay keys one entry list holds: one block's transactions.
 pub const EXPIRY_ENTRIES_MAX: usize = 1_000_000;
 
@@ -218,6 +261,7 @@ pub enum StateValue {
     Replay(ReplayRecord),
     ExpiryBucket(u32),
     ExpiryEntries(ExpiryEntries),
+    Validators(ValidatorSet),
 }
 
 codec_enum!(StateValue {
@@ -231,6 +275,7 @@ codec_enum!(StateValue {
     7 => Replay(ReplayRecord),
     8 => ExpiryBucket(u32),
     9 => ExpiryEntries(ExpiryEntries),
+    10 => Validators(ValidatorSet),
 });
 
 impl StateValue {

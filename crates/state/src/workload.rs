@@ -101,6 +101,7 @@ impl Workload {
                 .iter()
                 .map(|id| (*id, asset, OPENING_BALANCE))
                 .collect(),
+            validators: Vec::new(),
         };
         Workload {
             genesis,

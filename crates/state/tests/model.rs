@@ -281,6 +281,7 @@ fn genesis() -> (Genesis, Model) {
             })
             .collect(),
         balances,
+        validators: Vec::new(),
     };
     (genesis, model)
 }

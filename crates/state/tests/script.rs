@@ -4,6 +4,8 @@
 //! Script lines (`#` starts a comment):
 //!   genesis threshold=M                      parameters of the network (before any party)
 //!   party NAME ROLE,ROLE                     a genesis party; its key is derived from its name
+//!   epoch blocks=N                           blocks per epoch
+//!   validator NAME                           a genesis validator; its key is derived from NAME
 //!   account ACCOUNT OWNER [ASSET=QTY ...]     a genesis account with opening balances
 //!   asset ASSET CLASS ADMIN [kyc]             a genesis asset (CLASS: cash:JPY:0, equity:USD, bond:EUR, commodity:KG)
 //!   block [time=MS]                          start the next block (applied at the next `expect` or `block`)
@@ -13,15 +15,17 @@
 //!   expect supply ASSET QTY
 //!   expect replay SUBMITTER LABEL ok|CODE    the first outcome remembered for a unique id
 //!   expect records KIND COUNT                how many replay records are remembered
+//!   expect validators EPOCH NAME,NAME|absent the validator set of an epoch, or none yet
 //!
 //! Operations: register PARTY ROLES | grant PARTY ROLE | revoke PARTY ROLE | kyc PARTY |
 //!   open ACCOUNT OWNER | define ASSET CLASS [kyc] | issue ASSET ACCOUNT QTY |
 //!   redeem ASSET ACCOUNT QTY | transfer SOURCE TARGET ASSET QTY |
 //!   bundle SOURCE>TARGET:ASSET:QTY ... | freeze account:X|asset:X | unfreeze account:X|asset:X |
-//!   encumber ACCOUNT ASSET QTY BENEFICIARY | release ACCOUNT ASSET LIEN_LABEL QTY
+//!   encumber ACCOUNT ASSET QTY BENEFICIARY | release ACCOUNT ASSET LIEN_LABEL QTY |
+//!   validators NAME,NAME|none (keys derived from the names; `none` is the empty set)
 
 use commonware_parallel::Sequential;
-use kessai_state::{Genesis, MemoryLedger, Parameters, StateKey, TxOutcome};
+use kessai_state::{Genesis, MemoryLedger, Parameters, StateKey, StateValue, TxOutcome};
 use kessai_types::*;
 use std::collections::HashMap;
 
@@ -43,6 +47,14 @@ fn role(text: &str) -> Role {
         "Platform" => Role::Platform,
         other => panic!("unknown role {other}"),
     }
+}
+
+fn validator_keys(names: &str) -> Vec<PublicKey> {
+    names
+        .split(',')
+        .filter(|name| !name.is_empty() && *name != "none")
+        .map(|name| key_of(name).public_key())
+        .collect()
 }
 
 fn roles(text: &str) -> RoleSet {
@@ -265,6 +277,9 @@ impl Runner {
                 quantity: quantity.parse().unwrap(),
                 beneficiary: beneficiary.parse().unwrap(),
             }),
+            ["validators", names] => Operation::SetValidators(SetValidators {
+                validators: validator_keys(names),
+            }),
             ["release", account, asset, lien, quantity] => Operation::Release(Release {
                 account: account.parse().unwrap(),
                 asset: asset.parse().unwrap(),
@@ -322,6 +337,11 @@ fn run(file: &str, text: &str) {
                 runner.genesis.parameters.governance_threshold =
                     option.strip_prefix("threshold=").unwrap().parse().unwrap()
             }
+            ["epoch", option] => {
+                runner.genesis.parameters.epoch_blocks =
+                    option.strip_prefix("blocks=").unwrap().parse().unwrap()
+            }
+            ["validator", name] => runner.genesis.validators.push(key_of(name).public_key()),
             ["limit", "legs", n] => runner.genesis.parameters.bundle_legs_max = n.parse().unwrap(),
             ["party", name, party_roles] => runner.genesis.parties.push(Party {
                 id: name.parse().unwrap(),
@@ -405,6 +425,18 @@ fn run(file: &str, text: &str) {
                             count.parse::<usize>().unwrap(),
                             "{file}:{line}: replay records"
                         );
+                    }
+                    ["validators", epoch, names] => {
+                        let held = match ledger.get(&StateKey::Validators(epoch.parse().unwrap())) {
+                            Some(StateValue::Validators(set)) => Some(set.0.clone()),
+                            None => None,
+                            Some(other) => panic!("{file}:{line}: {other:?}"),
+                        };
+                        let mut expected = (*names != "absent").then(|| validator_keys(names));
+                        if let Some(keys) = expected.as_mut() {
+                            keys.sort();
+                        }
+                        assert_eq!(held, expected, "{file}:{line}: validators");
                     }
                     other => panic!("{file}:{line}: unknown expectation {other:?}"),
                 }

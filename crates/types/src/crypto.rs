@@ -57,8 +57,9 @@ impl Read for Hash32 {
     }
 }
 
-/// A party's public key, tagged by scheme.
-#[derive(Clone, PartialEq, Eq, Hash, Debug)]
+/// A party's public key, tagged by scheme. Ordered by scheme, then by the key's bytes (the
+/// consensus order of a validator set).
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
 pub enum PublicKey {
     Ed25519(ed25519::PublicKey),
 }

@@ -19,8 +19,8 @@ pub use model::{Account, Asset, AssetClass, Balance, KycAttestation, Lien, Party
 pub use rejection::{Rejection, RejectionCode};
 pub use transaction::{
     AttestKyc, Bundle, DefineAsset, Encumber, Endorsement, Expiry, FreezeTarget, Leg, OpenAccount,
-    Operation, RegisterParty, Release, RoleChange, SupplyChange, Transaction, TxBody, TxId,
-    UniqueId, VerifiedTransaction, verify_transactions,
+    Operation, RegisterParty, Release, RoleChange, SetValidators, SupplyChange, Transaction,
+    TxBody, TxId, UniqueId, VerifiedTransaction, verify_transactions,
 };
 
 /// Bytes as lower-case hex text and back: how transactions, keys and proofs travel in files and

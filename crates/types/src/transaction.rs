@@ -20,6 +20,8 @@ use commonware_parallel::Strategy;
 pub const BUNDLE_LEGS_MAX_ENCODED: usize = 1024;
 /// The most signatures one transaction may carry.
 pub const SIGNATURES_MAX: usize = 128;
+/// The most validators one set may hold.
+pub const VALIDATORS_MAX: usize = 128;
 /// The largest encoded transaction, in bytes: anything longer is malformed.
 pub const TRANSACTION_BYTES_MAX: usize = 256 * 1024;
 
@@ -195,6 +197,32 @@ impl Read for Bundle {
     }
 }
 
+/// The consensus keys that validate from the next epoch boundary on (M-of-N governors). The
+/// whole set is named, in any order; the ledger keeps it sorted.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SetValidators {
+    pub validators: Vec<PublicKey>,
+}
+
+impl Write for SetValidators {
+    fn write(&self, buf: &mut impl BufMut) {
+        write_seq(&self.validators, buf)
+    }
+}
+impl EncodeSize for SetValidators {
+    fn encode_size(&self) -> usize {
+        seq_size(&self.validators)
+    }
+}
+impl Read for SetValidators {
+    type Cfg = ();
+    fn read_cfg(buf: &mut impl Buf, _: &()) -> Result<Self, Error> {
+        Ok(SetValidators {
+            validators: read_seq(buf, VALIDATORS_MAX)?,
+        })
+    }
+}
+
 /// Everything a transaction can do.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Operation {
@@ -212,6 +240,7 @@ pub enum Operation {
     Encumber(Encumber),
     Release(Release),
     Bundle(Bundle),
+    SetValidators(SetValidators),
 }
 
 crate::codec_enum!(Operation {
@@ -229,6 +258,7 @@ crate::codec_enum!(Operation {
     11 => Encumber(Encumber),
     12 => Release(Release),
     13 => Bundle(Bundle),
+    14 => SetValidators(SetValidators),
 });
 
 /// What the signers sign.

@@ -99,6 +99,14 @@ fn operation() -> impl Strategy<Value = Operation> {
             })
         }),
         prop::collection::vec(leg(), 0..60).prop_map(|legs| Operation::Bundle(Bundle { legs })),
+        prop::collection::vec(any::<u64>(), 0..8).prop_map(|seeds| {
+            Operation::SetValidators(SetValidators {
+                validators: seeds
+                    .into_iter()
+                    .map(|seed| PrivateKey::from_seed(seed).public_key())
+                    .collect(),
+            })
+        }),
     ]
 }
 
@@ -197,20 +205,28 @@ fn oversized_lengths_are_rejected_without_allocating() {
             1025
         ],
     };
-    let body = TxBody {
-        operation: Operation::Bundle(too_many),
-        ..body
+    let too_many_validators = SetValidators {
+        validators: vec![PrivateKey::from_seed(1).public_key(); transaction::VALIDATORS_MAX + 1],
     };
-    assert!(
-        Transaction::decode(
-            Transaction {
-                body,
-                endorsements: vec![]
-            }
-            .encode()
-        )
-        .is_err()
-    );
+    for operation in [
+        Operation::Bundle(too_many),
+        Operation::SetValidators(too_many_validators),
+    ] {
+        let body = TxBody {
+            operation,
+            ..body.clone()
+        };
+        assert!(
+            Transaction::decode(
+                Transaction {
+                    body,
+                    endorsements: vec![]
+                }
+                .encode()
+            )
+            .is_err()
+        );
+    }
 }
 
 /// Conformance fixture: a change of these bytes is a change of the wire format and of every

@@ -2,11 +2,11 @@
 
 use crate::{
     execute::{Ctx, Step},
-    key::{StateKey, StateValue},
+    key::{StateKey, StateValue, ValidatorSet},
 };
 use kessai_types::{
     Account, AttestKyc, KycAttestation, OpenAccount, Party, RegisterParty, RejectionCode, Role,
-    RoleChange,
+    RoleChange, SetValidators,
 };
 
 pub(crate) fn register_party(ctx: &mut Ctx<'_, '_>, op: &RegisterParty) -> Step<()> {
@@ -62,6 +62,23 @@ pub(crate) fn revoke_role(ctx: &mut Ctx<'_, '_>, op: &RoleChange) -> Step<()> {
         ctx.write(StateKey::Parameters, StateValue::Parameters(ctx.parameters));
     }
     ctx.write(StateKey::Party(op.party), StateValue::Party(party));
+    Ok(())
+}
+
+/// Name the validators of the next epoch. Several changes within one epoch: the last one counts.
+pub(crate) fn set_validators(ctx: &mut Ctx<'_, '_>, op: &SetValidators) -> Step<()> {
+    ctx.require_governance()?;
+    let mut validators = op.validators.clone();
+    validators.sort();
+    let distinct = validators.windows(2).all(|pair| pair[0] != pair[1]);
+    if validators.is_empty() || !distinct {
+        return Err(RejectionCode::InvalidOperation.into());
+    }
+    let next = ctx.parameters.epoch_of(ctx.height) + 1;
+    ctx.write(
+        StateKey::Validators(next),
+        StateValue::Validators(ValidatorSet(validators)),
+    );
     Ok(())
 }
 

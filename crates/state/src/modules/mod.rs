@@ -23,5 +23,6 @@ pub(crate) fn apply(ctx: &mut Ctx<'_, '_>, operation: &Operation) -> Step<()> {
         Operation::Unfreeze(target) => token::set_frozen(ctx, *target, false),
         Operation::Encumber(op) => token::encumber(ctx, op),
         Operation::Release(op) => token::release(ctx, op),
+        Operation::SetValidators(op) => governance::set_validators(ctx, op),
     }
 }
