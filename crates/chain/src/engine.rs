@@ -16,7 +16,7 @@ use commonware_codec::EncodeSize;
 use commonware_consensus::{
     Reporter,
     marshal::{self, Update, core::Actor as Marshal, resolver::p2p as marshal_resolver},
-    types::{Epoch, Epocher as _, FixedEpocher, Height, ViewDelta},
+    types::{Epocher as _, FixedEpocher, Height, ViewDelta},
 };
 use commonware_cryptography::{Digested, Digestible, ed25519, sha256::Digest};
 use commonware_macros::select;
@@ -29,14 +29,14 @@ use commonware_utils::{
     NZDuration, NZU64, NZUsize, acknowledgement::Acknowledgement, vec::NonEmptyVec,
 };
 use futures::{StreamExt, channel::mpsc};
-use kessai_state::{Genesis, StateKey, StateValue};
+use kessai_state::{Genesis, StateKey};
 use kessai_storage::{StorageError, StoreConfig};
 use kessai_types::{
     Hash32, Transaction, TxId, VerifiedTransaction, transaction::VALIDATORS_MAX,
     verify_transactions,
 };
 use rand_core::CryptoRng;
-use std::{num::NonZeroU64, time::Duration};
+use std::{collections::HashMap, num::NonZeroU64, time::Duration};
 use tracing::{error, info, warn};
 
 /// The p2p channels a validator uses, in this order.
@@ -287,7 +287,7 @@ where
     let mut handles = Vec::new();
 
     // Marshal: backfill resolver, block broadcast, archives, the actor.
-    let (resolver_receiver, resolver) = marshal_resolver::init(
+    let (backfill_receiver, backfill) = marshal_resolver::init(
         context.child("marshal_resolver"),
         marshal_resolver::Config {
             public_key: config.public_key.clone(),
@@ -355,14 +355,6 @@ where
     .await;
     let (finalized_sender, finalized_receiver) =
         mpsc::unbounded::<Update<Block, commonware_utils::acknowledgement::Exact>>();
-    handles.push(marshal_actor.start(
-        Finalized {
-            sender: finalized_sender,
-        },
-        buffer,
-        (resolver_receiver, resolver),
-    ));
-
     // Consensus: one engine per epoch, on per-epoch subchannels of the consensus channels.
     let app = App {
         store: store.clone(),
@@ -431,9 +423,7 @@ where
     let floor = match epoch.previous() {
         None => genesis_digest,
         Some(previous) => {
-            if let Some(validators) = epoch_validators(&store, previous).await? {
-                epochs.know(previous, &validators);
-            }
+            epochs.know(previous, &store.validator_set(previous.get()).await?);
             let last = epocher.last(previous).expect("every epoch ends").get();
             let record = store.record(last).await?.ok_or_else(|| {
                 StorageError::Database(format!(
@@ -443,14 +433,22 @@ where
             Digest::from(record.digest.0)
         }
     };
-    let validators = epoch_validators(&store, epoch)
-        .await?
-        .ok_or_else(|| StorageError::Database(format!("no validator set for epoch {epoch}")))?;
+    let validators = store.validator_set(epoch.get()).await?;
     if epochs.enter(epoch, floor, &validators).await.is_err() {
         return Err(StorageError::Database(
             "consensus channels closed at start".into(),
         ));
     }
+
+    // Marshal starts once the provider knows the running epoch's validators: it verifies the
+    // certificates it receives with them.
+    handles.push(marshal_actor.start(
+        Finalized {
+            sender: finalized_sender,
+        },
+        buffer,
+        (backfill_receiver, backfill),
+    ));
 
     // The executor: apply finalized blocks in order, switch epochs, acknowledge to marshal.
     handles.push(context.child("executor").spawn({
@@ -502,22 +500,8 @@ where
     })
 }
 
-/// The validator set the state names for `epoch`, if it has one yet.
-async fn epoch_validators<E>(
-    store: &Store<E>,
-    epoch: Epoch,
-) -> Result<Option<Vec<kessai_types::PublicKey>>, StorageError>
-where
-    E: commonware_storage::Context + Spawner,
-{
-    match store.get(&StateKey::Validators(epoch.get())).await?.1 {
-        None => Ok(None),
-        Some(StateValue::Validators(set)) => Ok(Some(set.0)),
-        Some(other) => Err(StorageError::Database(format!(
-            "the validator set of epoch {epoch} holds {other:?}"
-        ))),
-    }
-}
+/// How often one peer's traffic from a later epoch may prompt a catch-up request.
+const HINT_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Consensus traffic for an epoch this node has no engine for.
 type Backup = commonware_utils::channel::mpsc::Receiver<(
@@ -549,6 +533,7 @@ where
         T: Strategy + Clone,
         A: Acknowledgement,
     {
+        let mut hinted = (epochs.active(), HashMap::new());
         loop {
             let peer_epoch = select! {
                 update = finalized.next() => {
@@ -569,9 +554,22 @@ where
                 return;
             };
             // A peer votes in a later epoch: this node is behind. Fetch the finalization of this
-            // epoch's last block from that peer; marshal then fills in the blocks before it.
+            // epoch's last block from that peer (at most once a second per peer: every vote of
+            // the later epoch arrives here); marshal then fills in the blocks before it.
             let active = epochs.active();
-            if their_epoch > active.get() {
+            if their_epoch <= active.get() {
+                continue;
+            }
+            if hinted.0 != active {
+                hinted = (active, HashMap::new());
+            }
+            let now = epochs.context.current();
+            let due = hinted
+                .1
+                .get(&peer)
+                .is_none_or(|last| now.duration_since(*last).unwrap_or_default() >= HINT_INTERVAL);
+            if due {
+                hinted.1.insert(peer.clone(), now);
                 let last = epochs.epocher.last(active).expect("every epoch ends");
                 self.marshal.hint_finalized(last, NonEmptyVec::new(peer));
             }
@@ -604,9 +602,7 @@ where
         // Already applied or not, the last block of the running epoch starts the next one.
         if epochs.ends_active(height) {
             let next = epochs.active().next();
-            let validators = epoch_validators(&self.store, next).await?.ok_or_else(|| {
-                StorageError::Database(format!("no validator set for epoch {next}"))
-            })?;
+            let validators = self.store.validator_set(next.get()).await?;
             epochs
                 .enter(next, digest, &validators)
                 .await

@@ -64,6 +64,15 @@ fn partition(prefix: &str, epoch: Epoch) -> String {
     format!("{prefix}-consensus-{}", epoch.get())
 }
 
+/// Remove the journal of a finished epoch's engine (if a crash left it, too).
+async fn remove_journal<E: Storage>(context: &E, prefix: &str, epoch: Epoch) {
+    let name = partition(prefix, epoch);
+    match context.remove(&name, None).await {
+        Ok(()) | Err(commonware_runtime::Error::PartitionMissing(_)) => {}
+        Err(error) => warn!(%error, partition = name, "cannot remove a past epoch's journal"),
+    }
+}
+
 /// Why a node cannot enter an epoch: it is shutting down.
 #[derive(Debug, thiserror::Error)]
 #[error("the consensus channels are closed")]
@@ -121,17 +130,12 @@ where
             .signer
             .as_ref()
             .and_then(|key| Scheme::signer(&self.namespace, set.clone(), key.clone()));
-        let (scheme, voting) = match signer {
-            Some(scheme) => (scheme, true),
-            None => (Scheme::verifier(&self.namespace, set), false),
-        };
-        let scoped = if voting {
-            Scoped::scheme(Arc::new(scheme.clone()))
-        } else {
-            Scoped::verifier(Arc::new(scheme.clone()))
-        };
+        let voting = signer.is_some();
+        let scheme = signer.unwrap_or_else(|| Scheme::verifier(&self.namespace, set));
+        // Always a full scope, as Commonware's `ConstantProvider` gives: marshal reads the
+        // participant set from it to check notarized blocks, and a verifier cannot sign anyway.
         let mut schemes = self.schemes.0.write().expect("never poisoned");
-        schemes.insert(epoch, scoped);
+        schemes.insert(epoch, Scoped::scheme(Arc::new(scheme.clone())));
         let oldest = epoch.get().saturating_sub(EPOCHS_KEPT - 1);
         schemes.retain(|known, _| known.get() >= oldest);
         (scheme, voting)
@@ -201,12 +205,17 @@ where
             voting,
             "entered epoch"
         );
-        if let Some((old, handle)) = self.active.replace((epoch, handle)) {
-            handle.abort();
-            let _ = handle.await;
-            let old = partition(&self.prefix, old);
-            if let Err(error) = self.context.remove(&old, None).await {
-                warn!(%error, partition = old, "cannot remove a past epoch's journal");
+        match self.active.replace((epoch, handle)) {
+            Some((old, handle)) => {
+                handle.abort();
+                let _ = handle.await;
+                remove_journal(&self.context, &self.prefix, old).await;
+            }
+            // Starting up: a crash may have come between the switch and the removal.
+            None => {
+                if let Some(previous) = epoch.previous() {
+                    remove_journal(&self.context, &self.prefix, previous).await;
+                }
             }
         }
         Ok(())

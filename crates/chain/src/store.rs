@@ -24,6 +24,24 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use tokio::sync::{RwLock, watch};
 
+/// The keys in a stored validator-set record, if there is one.
+fn decode_validators(
+    epoch: u64,
+    value: Option<StateValue>,
+) -> Result<Option<Vec<PublicKey>>, StorageError> {
+    match value {
+        None => Ok(None),
+        Some(StateValue::Validators(set)) => Ok(Some(set.0)),
+        Some(other) => Err(StorageError::Database(format!(
+            "the validator set of epoch {epoch} holds {other:?}"
+        ))),
+    }
+}
+
+fn missing_validators(epoch: u64) -> StorageError {
+    StorageError::Database(format!("no validator set for epoch {epoch}"))
+}
+
 /// The validator sets as of one finalized height.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct EpochValidators {
@@ -350,6 +368,12 @@ impl<E: commonware_storage::Context + Spawner> Store<E> {
         self.data.read().await.ledger.get_many(keys).await
     }
 
+    /// The validator set of `epoch`: every epoch up to the next one to start has one.
+    pub async fn validator_set(&self, epoch: u64) -> Result<Vec<PublicKey>, StorageError> {
+        let (_, value) = self.get(&StateKey::Validators(epoch)).await?;
+        decode_validators(epoch, value)?.ok_or_else(|| missing_validators(epoch))
+    }
+
     /// The validator sets of the finalized state: the running epoch's (the epoch of the next
     /// block) and the next epoch's, if governance has named it.
     pub async fn validators(&self) -> Result<EpochValidators, StorageError> {
@@ -365,18 +389,10 @@ impl<E: commonware_storage::Context + Spawner> Store<E> {
             .ledger
             .get_many(&[StateKey::Validators(epoch), StateKey::Validators(epoch + 1)])
             .await?;
-        let mut sets = sets.into_iter().map(|value| match value {
-            Some(StateValue::Validators(set)) => Ok(Some(set.0)),
-            None => Ok(None),
-            Some(other) => Err(StorageError::Database(format!(
-                "a validator set record holds {other:?}"
-            ))),
-        });
-        let current = sets
-            .next()
-            .expect("two keys")?
-            .ok_or_else(|| StorageError::Database(format!("no validator set for epoch {epoch}")))?;
-        let next = sets.next().expect("two keys")?;
+        let mut sets = sets.into_iter();
+        let current = decode_validators(epoch, sets.next().flatten())?
+            .ok_or_else(|| missing_validators(epoch))?;
+        let next = decode_validators(epoch + 1, sets.next().flatten())?;
         Ok(EpochValidators {
             height,
             epoch,

@@ -694,16 +694,23 @@ fn byzantine_conflicter() {
             chain.keys[byzantine].clone(),
         )
         .unwrap();
-        let conflicter: conflicter::Conflicter<_, _, Sha256> =
-            conflicter::Conflicter::new(context.child("byzantine"), conflicter::Config { scheme });
-        // Votes travel on a subchannel per epoch: the conflicter attacks epoch 0.
+        // Votes travel on a subchannel per epoch: the conflicter attacks the first three (the
+        // validator set never changes here, so one scheme serves them all).
         let (mux, mut votes) = Muxer::new(
             context.child("byzantine_mux"),
             channels.votes.0,
             channels.votes.1,
         );
         mux.start();
-        conflicter.start(votes.register(0).await.unwrap());
+        for epoch in 0..3 {
+            let conflicter: conflicter::Conflicter<_, _, Sha256> = conflicter::Conflicter::new(
+                context.child("byzantine").with_attribute("epoch", epoch),
+                conflicter::Config {
+                    scheme: scheme.clone(),
+                },
+            );
+            conflicter.start(votes.register(epoch).await.unwrap());
+        }
 
         let mut nodes = Vec::new();
         for index in 1..N {
@@ -785,7 +792,7 @@ fn lossy_links_finalize_and_agree() {
 
 /// A validator-set change through governance, without stopping the network: the genesis
 /// validators 0-3 run with standby validator 4; governance replaces 0 with 4. Once the next epoch
-/// starts, validators 0 and 1 stop: on the old set, 2 of 4 could not finalize; on the new set
+/// starts, validator 2 restarts (and must resume on the new set), then validators 0 and 1 stop: on the old set, 2 of 4 could not finalize; on the new set
 /// {1, 2, 3, 4}, validators 2, 3 and 4 are a quorum and the chain goes on.
 #[test]
 fn validator_set_changes_at_epoch_boundary() {
@@ -844,6 +851,12 @@ fn validator_set_changes_at_epoch_boundary() {
                 "seed {seed}: change final at {}, epoch ends at {boundary}, all 5 agree up to {settled}",
                 location.height
             );
+
+            // Validator 2 restarts inside the new epoch: it must resume on the new set, not the
+            // genesis one (it is needed for a quorum below).
+            let restarted = nodes.remove(2);
+            restarted.crash(&context).await;
+            nodes.insert(2, launch(&context, &oracle, &chain, 2, 1).await);
 
             let mut nodes = nodes.into_iter();
             let removed = nodes.next().unwrap();

@@ -405,6 +405,7 @@ pub fn execute(block: &BlockInput<'_>, snapshot: &Snapshot) -> Result<BlockEffec
             rejection,
         });
     }
+    close_epoch(&mut state, &parameters, block.height);
     if !state.missing.is_empty() {
         return Err(missing(state));
     }
@@ -426,10 +427,6 @@ pub fn execute(block: &BlockInput<'_>, snapshot: &Snapshot) -> Result<BlockEffec
         );
     }
 
-    if close_epoch(&mut state, &parameters, block.height).is_err() {
-        return Err(missing(state));
-    }
-
     chain.height = block.height;
     chain.time_ms = block.time_ms;
     state
@@ -443,20 +440,24 @@ pub fn execute(block: &BlockInput<'_>, snapshot: &Snapshot) -> Result<BlockEffec
 }
 
 /// After the last block of an epoch, the next epoch's validator set is fixed: the one governance
-/// set during the epoch, or else the current one again.
-fn close_epoch(state: &mut BlockState<'_>, parameters: &Parameters, height: u64) -> Step<()> {
+/// set during the epoch, or else the current one again. Both sets are peeked, so that missing
+/// ones are fetched in the same round as the block's other keys.
+fn close_epoch(state: &mut BlockState<'_>, parameters: &Parameters, height: u64) {
     if !parameters.is_epoch_end(height) {
-        return Ok(());
+        return;
     }
     let epoch = parameters.epoch_of(height);
     let next = StateKey::Validators(epoch + 1);
-    if state.read(&next)?.is_none() {
-        let Some(current) = state.read(&StateKey::Validators(epoch))? else {
-            panic!("corrupt state: no validator set for epoch {epoch}");
-        };
+    let (Some(named), Some(current)) =
+        (state.peek(&next), state.peek(&StateKey::Validators(epoch)))
+    else {
+        return;
+    };
+    if named.is_none() {
+        let current =
+            current.unwrap_or_else(|| panic!("corrupt state: no validator set for epoch {epoch}"));
         state.writes.insert(next, Some(current));
     }
-    Ok(())
 }
 
 /// Apply one transaction. Returns its rejection, if any, and whether its id is now remembered.
