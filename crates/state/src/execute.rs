@@ -152,7 +152,51 @@ macro_rules! typed_read {
     };
 }
 
+impl<'s, 'a> Ctx<'s, 'a> {
+    /// A context for work the block itself does (the mark-to-market walk): no transaction, no
+    /// signers. Its writes land only through [`Ctx::commit`].
+    fn system(block: &'s mut BlockState<'a>, parameters: Parameters, input: &BlockInput<'_>) -> Self {
+        Ctx {
+            block,
+            writes: WriteSet::new(),
+            parameters,
+            height: input.height,
+            time_ms: input.time_ms,
+            tx_id: kessai_types::Hash32([0; 32]),
+            submitter: PartyId::new("SYSTEM").expect("a valid code"),
+            signers: Vec::new(),
+            missing_signature: std::cell::Cell::new(false),
+        }
+    }
+
+    /// Move this context's writes into the block's.
+    fn commit(self) {
+        self.block.writes.extend(self.writes);
+    }
+}
+
 impl Ctx<'_, '_> {
+    /// The writes so far, to return to with [`Ctx::rollback`] if what follows fails.
+    pub(crate) fn checkpoint(&self) -> WriteSet {
+        self.writes.clone()
+    }
+
+    pub(crate) fn rollback(&mut self, checkpoint: WriteSet) {
+        self.writes = checkpoint;
+    }
+
+    /// Read every key of `keys` that is not at hand, so that all the missing ones are fetched in
+    /// one round rather than one round each.
+    pub(crate) fn touch(&mut self, keys: impl IntoIterator<Item = StateKey>) -> Step<()> {
+        let mut complete = true;
+        for key in keys {
+            if !self.writes.contains_key(&key) && self.block.peek(&key).is_none() {
+                complete = false;
+            }
+        }
+        if complete { Ok(()) } else { Err(Halt::Missing) }
+    }
+
     pub(crate) fn read(&mut self, key: &StateKey) -> Step<Option<StateValue>> {
         match self.writes.get(key) {
             Some(value) => Ok(value.clone()),
@@ -311,14 +355,27 @@ fn static_keys(transaction: &VerifiedTransaction, keys: &mut Vec<StateKey>) {
         Operation::Release(op) => keys.extend([
             StateKey::Balance(op.account, op.asset),
             StateKey::Lien(op.account, op.asset, op.lien),
+            StateKey::Repo(op.lien),
         ]),
+        Operation::RegisterRepo(terms) => {
+            modules::repo::terms_keys(terms, keys);
+            keys.push(StateKey::Repo(transaction.id));
+        }
+        Operation::RepoAction(op) => keys.push(StateKey::Repo(op.contract)),
+        Operation::SubstituteCollateral(op) => {
+            keys.extend([StateKey::Repo(op.contract), StateKey::Asset(op.add)])
+        }
+        Operation::PublishPrices(op) => {
+            keys.push(StateKey::PriceDay(op.date));
+            keys.extend(op.prices.iter().map(|entry| StateKey::Asset(entry.asset)));
+        }
     }
 }
 
 /// The keys `block` reads whatever the state holds, less those `snapshot` has. Fetch them, then
 /// the [`owners_of`] the accounts among them, then [`execute`].
 pub fn read_set(block: &BlockInput<'_>, snapshot: &Snapshot) -> Vec<StateKey> {
-    let mut keys = vec![StateKey::Parameters, StateKey::Chain];
+    let mut keys = vec![StateKey::Parameters, StateKey::Chain, StateKey::RepoBook];
     for transaction in block.transactions {
         static_keys(transaction, &mut keys);
     }
@@ -372,6 +429,13 @@ pub fn execute(block: &BlockInput<'_>, snapshot: &Snapshot) -> Result<BlockEffec
 
     if prune_expired(&mut state, &mut chain, block).is_err() {
         return Err(missing(state));
+    }
+    // The mark-to-market in progress goes first, on the state the previous block left.
+    let mut walk = Ctx::system(&mut state, parameters, block);
+    match modules::repo::mark_walk(&mut walk) {
+        Ok(()) => walk.commit(),
+        Err(Halt::Missing) => return Err(missing(state)),
+        Err(Halt::Reject(rejection)) => panic!("corrupt state: the mark walk failed: {rejection:?}"),
     }
 
     let mut outcomes = Vec::with_capacity(block.transactions.len());

@@ -5,8 +5,8 @@
 
 use commonware_codec::{Encode, EncodeSize, Error, Read, Write};
 use kessai_types::{
-    Account, AccountId, Asset, AssetId, Balance, Hash32, Lien, Party, PartyId, PublicKey,
-    Rejection, TxId, UniqueId,
+    Account, AccountId, Asset, AssetId, Balance, BusinessDate, Currency, Decimal, Hash32, Lien,
+    Party, PartyId, PublicKey, Rejection, RepoContract, RepoEventRecord, TxId, UniqueId,
     codec::{read_seq, seq_size, write_seq},
     codec_enum, codec_struct,
     transaction::VALIDATORS_MAX,
@@ -55,6 +55,20 @@ pub enum StateKey {
     ExpiryEntries(Bucket, u32),
     /// The validator set of an epoch.
     Validators(u64),
+    /// A repo or securities-lending contract, by the id of the transaction that registered it.
+    Repo(TxId),
+    /// A contract's events, numbered from 0.
+    RepoEvent(TxId, u32),
+    /// The book of open contracts and the mark-to-market in progress.
+    RepoBook,
+    /// The open contracts, in slots `0..open` of the book.
+    RepoSlot(u64),
+    /// Whether a business date's prices are complete.
+    PriceDay(BusinessDate),
+    /// A closing price of a business date.
+    Price(BusinessDate, AssetId),
+    /// An FX rate of a business date: one base unit in quote units.
+    FxRate(BusinessDate, Currency, Currency),
 }
 
 impl Write for StateKey {
@@ -71,6 +85,13 @@ impl Write for StateKey {
             StateKey::ExpiryBucket(bucket) => (8u8, *bucket).write(buf),
             StateKey::ExpiryEntries(bucket, sequence) => (9u8, *bucket, *sequence).write(buf),
             StateKey::Validators(epoch) => (10u8, *epoch).write(buf),
+            StateKey::Repo(id) => (11u8, *id).write(buf),
+            StateKey::RepoEvent(id, sequence) => (12u8, *id, *sequence).write(buf),
+            StateKey::RepoBook => 13u8.write(buf),
+            StateKey::RepoSlot(slot) => (14u8, *slot).write(buf),
+            StateKey::PriceDay(date) => (15u8, *date).write(buf),
+            StateKey::Price(date, asset) => (16u8, *date, *asset).write(buf),
+            StateKey::FxRate(date, base, quote) => (17u8, *date, *base, *quote).write(buf),
         }
     }
 }
@@ -78,7 +99,7 @@ impl Write for StateKey {
 impl EncodeSize for StateKey {
     fn encode_size(&self) -> usize {
         match self {
-            StateKey::Parameters | StateKey::Chain => 1,
+            StateKey::Parameters | StateKey::Chain | StateKey::RepoBook => 1,
             StateKey::Party(party) => 1 + party.encode_size(),
             StateKey::Account(account) => 1 + account.encode_size(),
             StateKey::Asset(asset) => 1 + asset.encode_size(),
@@ -90,6 +111,12 @@ impl EncodeSize for StateKey {
             StateKey::ExpiryBucket(bucket) => 1 + bucket.encode_size(),
             StateKey::ExpiryEntries(bucket, _) => 1 + bucket.encode_size() + 4,
             StateKey::Validators(_) => 1 + 8,
+            StateKey::Repo(_) => 1 + 32,
+            StateKey::RepoEvent(..) => 1 + 32 + 4,
+            StateKey::RepoSlot(_) => 1 + 8,
+            StateKey::PriceDay(_) => 1 + 4,
+            StateKey::Price(_, asset) => 1 + 4 + asset.encode_size(),
+            StateKey::FxRate(_, base, quote) => 1 + 4 + base.encode_size() + quote.encode_size(),
         }
     }
 }
@@ -262,6 +289,14 @@ pub enum StateValue {
     ExpiryBucket(u32),
     ExpiryEntries(ExpiryEntries),
     Validators(ValidatorSet),
+    Repo(RepoContract),
+    RepoEvent(RepoEventRecord),
+    RepoBook(RepoBook),
+    RepoSlot(TxId),
+    /// Whether the date is closed (complete).
+    PriceDay(bool),
+    Price(Decimal),
+    FxRate(Decimal),
 }
 
 codec_enum!(StateValue {
@@ -276,6 +311,41 @@ codec_enum!(StateValue {
     8 => ExpiryBucket(u32),
     9 => ExpiryEntries(ExpiryEntries),
     10 => Validators(ValidatorSet),
+    11 => Repo(RepoContract),
+    12 => RepoEvent(RepoEventRecord),
+    13 => RepoBook(RepoBook),
+    14 => RepoSlot(TxId),
+    15 => PriceDay(bool),
+    16 => Price(Decimal),
+    17 => FxRate(Decimal),
+});
+
+/// A mark-to-market of every open contract to one date's prices, walked from the last slot down
+/// a bounded number of contracts per block.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MarkWalk {
+    pub date: BusinessDate,
+    /// Slots `0..remaining` are still to be marked.
+    pub remaining: u64,
+}
+codec_struct!(MarkWalk {
+    date: BusinessDate,
+    remaining: u64
+});
+
+/// The open contracts, the latest complete price date and the marking in progress.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RepoBook {
+    /// Open contracts fill slots `0..open`.
+    pub open: u64,
+    /// The latest closed business date (0: none yet).
+    pub latest_closed: BusinessDate,
+    pub marking: Option<MarkWalk>,
+}
+codec_struct!(RepoBook {
+    open: u64,
+    latest_closed: BusinessDate,
+    marking: Option<MarkWalk>
 });
 
 impl StateValue {

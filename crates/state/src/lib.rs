@@ -17,6 +17,8 @@ pub use execute::{
     read_set,
 };
 pub use genesis::{Genesis, GenesisError, genesis_writes};
-pub use key::{Chain, Parameters, ReplayRecord, StateKey, StateValue, ValidatorSet};
+pub use key::{
+    Chain, MarkWalk, Parameters, ReplayRecord, RepoBook, StateKey, StateValue, ValidatorSet,
+};
 pub use memory::{MemoryLedger, execute_with};
 pub use workload::Workload;

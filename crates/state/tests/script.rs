@@ -17,12 +17,26 @@
 //!   expect records KIND COUNT                how many replay records are remembered
 //!   expect validators EPOCH NAME,NAME|absent the validator set of an epoch, or none yet
 //!
+//!   blocks N                                 apply N empty blocks (the mark-to-market walk runs)
+//!   expect repo LABEL STATUS [ASSET=QTY ...] [default]   a contract's status, collateral, default
+//!   expect events LABEL NAME,NAME,...        a contract's events, in order
+//!   expect valuation LABEL SEQ EXPOSURE REQUIRED HELD    the values of a MARKED event
+//!   expect moves LABEL SEQ ASSET:+QTY|ASSET:-QTY ... held=VALUE   collateral moved (+ to the lender)
+//!   expect fee LABEL SEQ QTY                 the fee of a MATURED or TERMINATED event
+//!   expect open N                            open contracts in the book
+//!
 //! Operations: register PARTY ROLES | grant PARTY ROLE | revoke PARTY ROLE | kyc PARTY |
 //!   open ACCOUNT OWNER | define ASSET CLASS [kyc] | issue ASSET ACCOUNT QTY |
 //!   redeem ASSET ACCOUNT QTY | transfer SOURCE TARGET ASSET QTY |
 //!   bundle SOURCE>TARGET:ASSET:QTY ... | freeze account:X|asset:X | unfreeze account:X|asset:X |
 //!   encumber ACCOUNT ASSET QTY BENEFICIARY | release ACCOUNT ASSET LIEN_LABEL QTY |
-//!   validators NAME,NAME|none (keys derived from the names; `none` is the empty set)
+//!   validators NAME,NAME|none (keys derived from the names; `none` is the empty set) |
+//!   repo KEY=VALUE ... (lender=PARTY:ACCOUNT borrower=PARTY:ACCOUNT principal=ASSET:QTY
+//!     collateral=ASSET:BPS,... ccy=CUR haircut=BPS threshold=BPS start=DUR maturity=DUR|open
+//!     rate=DEC basis=360|365 fee=ASSET offer=DUR; DUR is from the block time: 0, 5s, 2h, 7d) |
+//!   approve|reject|cancel|start|mark|mature|terminate|closeout CONTRACT_LABEL |
+//!   substitute CONTRACT_LABEL REMOVE ADD QTY |
+//!   prices DATE [ASSET=PRICE ...] [BASE/QUOTE=RATE ...] [close]
 
 use commonware_parallel::Sequential;
 use kessai_state::{Genesis, MemoryLedger, Parameters, StateKey, StateValue, TxOutcome};
@@ -99,6 +113,20 @@ fn code(text: &str) -> Option<RejectionCode> {
     )
 }
 
+fn repo_step(text: &str) -> Option<RepoStep> {
+    Some(match text {
+        "approve" => RepoStep::Approve,
+        "reject" => RepoStep::Reject,
+        "cancel" => RepoStep::Cancel,
+        "start" => RepoStep::Start,
+        "mark" => RepoStep::Mark,
+        "mature" => RepoStep::Mature,
+        "terminate" => RepoStep::Terminate,
+        "closeout" => RepoStep::CloseOut,
+        _ => return None,
+    })
+}
+
 fn target(text: &str) -> FreezeTarget {
     match text.split_once(':') {
         Some(("account", id)) => FreezeTarget::Account(id.parse().unwrap()),
@@ -155,6 +183,78 @@ impl Runner {
             self.unique_ids.insert(label.to_string(), id);
         }
         id
+    }
+
+    /// Milliseconds after the current block time: `0`, `5s`, `2h`, `7d`.
+    fn after(&self, text: &str) -> u64 {
+        let (number, unit) = text.split_at(text.find(|c: char| c.is_alphabetic()).unwrap_or(text.len()));
+        let unit = match unit {
+            "" => 1,
+            "s" => 1_000,
+            "h" => 3_600_000,
+            "d" => 86_400_000,
+            other => panic!("unknown duration unit {other}"),
+        };
+        self.time_ms + number.parse::<u64>().unwrap() * unit
+    }
+
+    fn repo_terms(&self, options: &[&str]) -> RepoTerms {
+        let options: HashMap<&str, &str> =
+            options.iter().map(|o| o.split_once('=').unwrap()).collect();
+        let pair = |name: &str| options[name].split_once(':').unwrap();
+        let (lender, lender_account) = pair("lender");
+        let (borrower, borrower_account) = pair("borrower");
+        let (principal_asset, principal_quantity) = pair("principal");
+        RepoTerms {
+            lender: lender.parse().unwrap(),
+            lender_account: lender_account.parse().unwrap(),
+            borrower: borrower.parse().unwrap(),
+            borrower_account: borrower_account.parse().unwrap(),
+            principal_asset: principal_asset.parse().unwrap(),
+            principal_quantity: principal_quantity.parse().unwrap(),
+            collateral: options["collateral"]
+                .split(',')
+                .map(|item| {
+                    let (asset, weight) = item.split_once(':').unwrap();
+                    CollateralWeight {
+                        asset: asset.parse().unwrap(),
+                        weight_bps: weight.parse().unwrap(),
+                    }
+                })
+                .collect::<Vec<_>>()
+                .into(),
+            valuation_currency: options["ccy"].parse().unwrap(),
+            haircut_bps: options.get("haircut").map_or(0, |v| v.parse().unwrap()),
+            threshold_bps: options.get("threshold").map_or(0, |v| v.parse().unwrap()),
+            start_ms: self.after(options.get("start").unwrap_or(&"0")),
+            maturity_ms: match options.get("maturity") {
+                None | Some(&"open") => None,
+                Some(duration) => Some(self.after(duration)),
+            },
+            rate: options.get("rate").unwrap_or(&"0").parse().unwrap(),
+            day_count: match options.get("basis") {
+                Some(&"360") => DayCount::Act360,
+                _ => DayCount::Act365Fixed,
+            },
+            fee_asset: options["fee"].parse().unwrap(),
+            offer_expiry_ms: self.after(options.get("offer").unwrap_or(&"1h")),
+        }
+    }
+
+    fn contract(&mut self, label: &str) -> RepoContract {
+        let id = self.tx_ids[label];
+        match self.ledger().get(&StateKey::Repo(id)) {
+            Some(StateValue::Repo(contract)) => contract.clone(),
+            other => panic!("no contract {label}: {other:?}"),
+        }
+    }
+
+    fn event(&mut self, label: &str, sequence: &str) -> RepoEvent {
+        let id = self.tx_ids[label];
+        match self.ledger().get(&StateKey::RepoEvent(id, sequence.parse().unwrap())) {
+            Some(StateValue::RepoEvent(record)) => record.event.clone(),
+            other => panic!("no event {sequence} of {label}: {other:?}"),
+        }
     }
 
     fn transaction(&mut self, words: &[&str], line: usize) {
@@ -286,6 +386,43 @@ impl Runner {
                 lien: self.tx_ids[*lien],
                 quantity: quantity.parse().unwrap(),
             }),
+            ["repo", options @ ..] => Operation::RegisterRepo(self.repo_terms(options)),
+            [step, contract] if repo_step(step).is_some() => Operation::RepoAction(RepoAction {
+                contract: self.tx_ids[*contract],
+                step: repo_step(step).unwrap(),
+            }),
+            ["substitute", contract, remove, add, quantity] => {
+                Operation::SubstituteCollateral(SubstituteCollateral {
+                    contract: self.tx_ids[*contract],
+                    remove: remove.parse().unwrap(),
+                    add: add.parse().unwrap(),
+                    quantity: quantity.parse().unwrap(),
+                })
+            }
+            ["prices", date, entries @ ..] => {
+                let mut prices = Vec::new();
+                let mut rates = Vec::new();
+                for entry in entries.iter().filter(|e| **e != "close") {
+                    let (name, value) = entry.split_once('=').unwrap();
+                    match name.split_once('/') {
+                        Some((base, quote)) => rates.push(FxEntry {
+                            base: base.parse().unwrap(),
+                            quote: quote.parse().unwrap(),
+                            rate: value.parse().unwrap(),
+                        }),
+                        None => prices.push(PriceEntry {
+                            asset: name.parse().unwrap(),
+                            price: value.parse().unwrap(),
+                        }),
+                    }
+                }
+                Operation::PublishPrices(PublishPrices {
+                    date: date.parse().unwrap(),
+                    prices: prices.into(),
+                    rates: rates.into(),
+                    close: entries.contains(&"close"),
+                })
+            }
             other => panic!("line {line}: unknown operation {other:?}"),
         };
         let body = TxBody {
@@ -380,6 +517,15 @@ fn run(file: &str, text: &str) {
                 }
                 runner.ledger();
             }
+            ["blocks", count] => {
+                runner.flush(file);
+                for _ in 0..count.parse::<u32>().unwrap() {
+                    runner.time_ms += 1_000;
+                    let time_ms = runner.time_ms;
+                    runner.ledger().apply(time_ms, &[]);
+                }
+                runner.ledger().audit();
+            }
             ["tx", ..] => runner.transaction(&words, line),
             ["expect", rest @ ..] => {
                 runner.flush(file);
@@ -437,6 +583,72 @@ fn run(file: &str, text: &str) {
                             keys.sort();
                         }
                         assert_eq!(held, expected, "{file}:{line}: validators");
+                    }
+                    ["repo", label, status, rest @ ..] => {
+                        let contract = runner.contract(label);
+                        assert_eq!(contract.status.name(), *status, "{file}:{line}: status");
+                        let held: Vec<String> = contract
+                            .collateral
+                            .iter()
+                            .map(|h| format!("{}={}", h.asset, h.quantity))
+                            .collect();
+                        let expected: Vec<&&str> =
+                            rest.iter().filter(|w| **w != "default").collect();
+                        assert_eq!(
+                            held.iter().collect::<Vec<_>>(),
+                            expected,
+                            "{file}:{line}: collateral"
+                        );
+                        assert_eq!(
+                            contract.in_default,
+                            rest.contains(&"default"),
+                            "{file}:{line}: default flag"
+                        );
+                    }
+                    ["events", label, names] => {
+                        let contract = runner.contract(label);
+                        let held: Vec<&str> = (0..contract.events)
+                            .map(|n| runner.event(label, &n.to_string()).name())
+                            .collect();
+                        assert_eq!(held.join(","), *names, "{file}:{line}: events");
+                    }
+                    ["valuation", label, sequence, exposure, required, held] => {
+                        let RepoEvent::Marked(valuation) = runner.event(label, sequence) else {
+                            panic!("{file}:{line}: not a MARKED event");
+                        };
+                        let values = [valuation.exposure, valuation.required, valuation.held];
+                        let expected = [exposure, required, held].map(|v| v.parse().unwrap());
+                        assert_eq!(values, expected, "{file}:{line}: valuation");
+                    }
+                    ["moves", label, sequence, expected @ ..] => {
+                        let moves = match runner.event(label, sequence) {
+                            RepoEvent::Started(moves) | RepoEvent::MarginCallSettled(moves) => moves,
+                            other => panic!("{file}:{line}: no moves in {other:?}"),
+                        };
+                        let held: Vec<String> = moves
+                            .moves
+                            .iter()
+                            .map(|m| {
+                                let sign = if m.returned { '-' } else { '+' };
+                                format!("{}:{sign}{}", m.asset, m.quantity)
+                            })
+                            .chain([format!("held={}", moves.held)])
+                            .collect();
+                        assert_eq!(held.join(" "), expected.join(" "), "{file}:{line}: moves");
+                    }
+                    ["fee", label, sequence, fee] => {
+                        let held = match runner.event(label, sequence) {
+                            RepoEvent::Matured(fee) | RepoEvent::Terminated(fee) => fee,
+                            other => panic!("{file}:{line}: no fee in {other:?}"),
+                        };
+                        assert_eq!(held, fee.parse::<u128>().unwrap(), "{file}:{line}: fee");
+                    }
+                    ["open", count] => {
+                        let open = match runner.ledger().get(&StateKey::RepoBook) {
+                            Some(StateValue::RepoBook(book)) => book.open,
+                            _ => 0,
+                        };
+                        assert_eq!(open, count.parse::<u64>().unwrap(), "{file}:{line}: open");
                     }
                     other => panic!("{file}:{line}: unknown expectation {other:?}"),
                 }

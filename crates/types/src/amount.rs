@@ -167,6 +167,26 @@ impl Ratio {
         .reduced())
     }
 
+    /// Exact sum.
+    pub fn checked_add(self, other: Ratio) -> Result<Ratio, AmountError> {
+        let divisor = gcd(self.denominator, other.denominator).max(1);
+        let (left, right) = (self.denominator / divisor, other.denominator / divisor);
+        let numerator = self
+            .numerator
+            .checked_mul(right)
+            .and_then(|a| other.numerator.checked_mul(left).and_then(|b| a.checked_add(b)))
+            .ok_or(AmountError::Overflow)?;
+        let denominator = self
+            .denominator
+            .checked_mul(right)
+            .ok_or(AmountError::Overflow)?;
+        Ok(Ratio {
+            numerator,
+            denominator,
+        }
+        .reduced())
+    }
+
     /// Exact quotient.
     pub fn checked_div(self, other: Ratio) -> Result<Ratio, AmountError> {
         if other.numerator == 0 {
@@ -383,6 +403,16 @@ mod tests {
         // 54,195,628.5: the brief reports 54,195,629, which is half-up, not half-even.
         assert_eq!(stock_value.round(Rounding::HalfUp), 54_195_629);
         assert_eq!(stock_value.round(Rounding::HalfEven), 54_195_628);
+    }
+
+    #[test]
+    fn ratios_add_exactly() {
+        let third = Ratio { numerator: 1, denominator: 3 };
+        let sixth = Ratio { numerator: 1, denominator: 6 };
+        let sum = third.checked_add(sixth).unwrap();
+        assert_eq!((sum.numerator, sum.denominator), (1, 2));
+        let huge = Ratio::whole(u128::MAX);
+        assert_eq!(huge.checked_add(Ratio::whole(1)).unwrap_err(), AmountError::Overflow);
     }
 
     #[test]

@@ -107,3 +107,44 @@ macro_rules! codec_enum {
     };
     (@read $name:ident $variant:ident $buf:ident) => { $name::$variant };
 }
+
+/// A vector of at most `MAX` items, encoded length-prefixed: a record field whose bound is
+/// written in its type.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct BoundedVec<T, const MAX: usize>(pub Vec<T>);
+
+impl<T, const MAX: usize> std::ops::Deref for BoundedVec<T, MAX> {
+    type Target = Vec<T>;
+    fn deref(&self) -> &Vec<T> {
+        &self.0
+    }
+}
+impl<T, const MAX: usize> std::ops::DerefMut for BoundedVec<T, MAX> {
+    fn deref_mut(&mut self) -> &mut Vec<T> {
+        &mut self.0
+    }
+}
+impl<T, const MAX: usize> From<Vec<T>> for BoundedVec<T, MAX> {
+    fn from(items: Vec<T>) -> Self {
+        BoundedVec(items)
+    }
+}
+impl<T: Write, const MAX: usize> Write for BoundedVec<T, MAX> {
+    fn write(&self, buf: &mut impl BufMut) {
+        write_seq(&self.0, buf)
+    }
+}
+impl<T: EncodeSize, const MAX: usize> EncodeSize for BoundedVec<T, MAX> {
+    fn encode_size(&self) -> usize {
+        seq_size(&self.0)
+    }
+}
+impl<T: Read, const MAX: usize> Read for BoundedVec<T, MAX>
+where
+    T::Cfg: Default,
+{
+    type Cfg = ();
+    fn read_cfg(buf: &mut impl Buf, _: &()) -> Result<Self, Error> {
+        read_seq(buf, MAX).map(BoundedVec)
+    }
+}

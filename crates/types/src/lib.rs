@@ -10,6 +10,7 @@ pub mod codec;
 pub mod crypto;
 pub mod model;
 pub mod rejection;
+pub mod repo;
 pub mod transaction;
 
 pub use amount::{Decimal, PriceBasis, Quantity, Ratio, Rounding};
@@ -17,6 +18,11 @@ pub use code::{AccountId, AssetId, Code, CodeError, Currency, PartyId, UnitOfMea
 pub use crypto::{Hash32, PrivateKey, PublicKey, Signature};
 pub use model::{Account, Asset, AssetClass, Balance, KycAttestation, Lien, Party, Role, RoleSet};
 pub use rejection::{Rejection, RejectionCode};
+pub use repo::{
+    BusinessDate, CollateralHolding, CollateralMove, CollateralWeight, DayCount, FxEntry,
+    PriceEntry, PublishPrices, RepoAction, RepoContract, RepoEvent, RepoEventRecord, RepoStatus,
+    RepoStep, RepoTerms, SubstituteCollateral,
+};
 pub use transaction::{
     AttestKyc, Bundle, DefineAsset, Encumber, Endorsement, Expiry, FreezeTarget, Leg, OpenAccount,
     Operation, RegisterParty, Release, RoleChange, SetValidators, SupplyChange, Transaction,

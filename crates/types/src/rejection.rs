@@ -40,10 +40,20 @@ pub enum RejectionCode {
     WrongNetwork = 18,
     /// The operation is well formed but makes no sense in this state (e.g. a role already held).
     InvalidOperation = 19,
+    /// No repo contract has this id.
+    UnknownContract = 20,
+    /// The counterparty approved after the offer's expiry.
+    OfferExpired = 21,
+    /// A closing price or FX rate the valuation needs is not published for the date.
+    PriceMissing = 22,
+    /// A mark on demand found no margin call to make.
+    ThresholdNotReached = 23,
+    /// Substitute collateral worth less than what it replaces.
+    CollateralInsufficient = 24,
 }
 
 impl RejectionCode {
-    pub const ALL: [RejectionCode; 19] = [
+    pub const ALL: [RejectionCode; 24] = [
         RejectionCode::BadSignature,
         RejectionCode::UnknownParty,
         RejectionCode::UnknownAccount,
@@ -63,6 +73,11 @@ impl RejectionCode {
         RejectionCode::UnknownLien,
         RejectionCode::WrongNetwork,
         RejectionCode::InvalidOperation,
+        RejectionCode::UnknownContract,
+        RejectionCode::OfferExpired,
+        RejectionCode::PriceMissing,
+        RejectionCode::ThresholdNotReached,
+        RejectionCode::CollateralInsufficient,
     ];
 
     pub fn code(self) -> u16 {
@@ -97,6 +112,11 @@ impl RejectionCode {
             RejectionCode::UnknownLien => "UNKNOWN_LIEN",
             RejectionCode::WrongNetwork => "WRONG_NETWORK",
             RejectionCode::InvalidOperation => "INVALID_OPERATION",
+            RejectionCode::UnknownContract => "UNKNOWN_CONTRACT",
+            RejectionCode::OfferExpired => "OFFER_EXPIRED",
+            RejectionCode::PriceMissing => "PRICE_MISSING",
+            RejectionCode::ThresholdNotReached => "THRESHOLD_NOT_REACHED",
+            RejectionCode::CollateralInsufficient => "COLLATERAL_INSUFFICIENT",
         }
     }
 }
@@ -155,7 +175,7 @@ mod tests {
             .iter()
             .map(|c| (c.code(), c.name()))
             .collect();
-        assert_eq!(pinned.len(), 19);
+        assert_eq!(pinned.len(), 24);
         for (index, (code, _)) in pinned.iter().enumerate() {
             assert_eq!(*code as usize, index + 1);
         }
@@ -165,6 +185,7 @@ mod tests {
             RejectionCode::from_code(13),
             Some(RejectionCode::KycRequired)
         );
+        assert_eq!(RejectionCode::CollateralInsufficient.code(), 24);
         assert_eq!(RejectionCode::from_code(0), None);
     }
 }

@@ -10,6 +10,7 @@ use crate::{
     codec::{read_seq, seq_size, write_seq},
     crypto::{Hash32, PublicKey, Signature, SignatureCheck, verify_signatures},
     model::{AssetClass, Role, RoleSet},
+    repo::{PublishPrices, RepoAction, RepoTerms, SubstituteCollateral},
 };
 use bytes::BufMut;
 use commonware_codec::Buf;
@@ -241,6 +242,13 @@ pub enum Operation {
     Release(Release),
     Bundle(Bundle),
     SetValidators(SetValidators),
+    /// Propose a repo or securities-lending contract (the lender or the borrower signs).
+    RegisterRepo(RepoTerms),
+    /// A lifecycle step of a contract.
+    RepoAction(RepoAction),
+    SubstituteCollateral(SubstituteCollateral),
+    /// Closing prices and FX rates of a business date (the price oracle signs).
+    PublishPrices(PublishPrices),
 }
 
 crate::codec_enum!(Operation {
@@ -259,6 +267,10 @@ crate::codec_enum!(Operation {
     12 => Release(Release),
     13 => Bundle(Bundle),
     14 => SetValidators(SetValidators),
+    15 => RegisterRepo(RepoTerms),
+    16 => RepoAction(RepoAction),
+    17 => SubstituteCollateral(SubstituteCollateral),
+    18 => PublishPrices(PublishPrices),
 });
 
 /// What the signers sign.

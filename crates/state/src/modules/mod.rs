@@ -1,6 +1,7 @@
 //! Business workflows as native modules of the state machine, one file per workflow.
 
 mod governance;
+pub(crate) mod repo;
 mod token;
 
 use crate::execute::{Ctx, Step};
@@ -24,5 +25,9 @@ pub(crate) fn apply(ctx: &mut Ctx<'_, '_>, operation: &Operation) -> Step<()> {
         Operation::Encumber(op) => token::encumber(ctx, op),
         Operation::Release(op) => token::release(ctx, op),
         Operation::SetValidators(op) => governance::set_validators(ctx, op),
+        Operation::RegisterRepo(terms) => repo::register(ctx, terms),
+        Operation::RepoAction(op) => repo::act(ctx, op),
+        Operation::SubstituteCollateral(op) => repo::substitute(ctx, op),
+        Operation::PublishPrices(op) => repo::publish_prices(ctx, op),
     }
 }

@@ -41,7 +41,7 @@ fn administered_asset(ctx: &mut Ctx<'_, '_>, asset: kessai_types::AssetId) -> St
 }
 
 /// The account may receive the asset: not frozen, and its owner attested if the asset requires it.
-fn check_receiver(ctx: &mut Ctx<'_, '_>, account: &Account, asset: &Asset) -> Step<()> {
+pub(crate) fn check_receiver(ctx: &mut Ctx<'_, '_>, account: &Account, asset: &Asset) -> Step<()> {
     if account.frozen {
         return Err(RejectionCode::AccountFrozen.into());
     }
@@ -221,6 +221,10 @@ pub(crate) fn release(ctx: &mut Ctx<'_, '_>, op: &Release) -> Step<()> {
         return Err(RejectionCode::InvalidQuantity.into());
     }
     let mut lien = ctx.lien(op.account, op.asset, op.lien)?;
+    // Collateral of a repo contract moves only by the contract's steps.
+    if ctx.exists(StateKey::Repo(op.lien))? {
+        return Err(RejectionCode::NotAuthorized.into());
+    }
     ctx.require_signer(lien.beneficiary)?;
     lien.quantity = lien
         .quantity

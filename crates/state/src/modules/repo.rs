@@ -1,0 +1,922 @@
+//! Securities finance: repo and securities-lending contracts, closing prices, daily
+//! mark-to-market and automatic margin calls.
+//!
+//! Custody: the principal leg moves to the borrower's available units. Collateral moves to the
+//! lender's account, encumbered under a lien keyed by the contract id in the borrower's favour,
+//! so the lender holds it but cannot move it; only the contract's steps do (a plain `Release` of
+//! such a lien is refused). The ledger's lien invariant therefore covers collateral too.
+//!
+//! Valuation (all exact, rounded once at the end):
+//! - value of `q` units = q x price (bonds: per 100 face) x FX rate into the valuation currency;
+//!   a cash token is worth its minor unit (10^-exponent) without a published price.
+//! - exposure = value of the principal; required = exposure x (1 + haircut).
+//! - basket rule: asset `i` must cover `required x weight_i`, in whole units rounded **up**
+//!   (each asset on its own, so the basket as a whole covers the exposure too).
+//! - a margin call is due when the held units differ from those targets and
+//!   |required - held value| > threshold x exposure (with threshold 0: on any difference). It
+//!   moves each asset to its target: more units from the borrower, or excess units back.
+//! - reported values are rounded half-up to two decimals; the fee is rounded down.
+//!
+//! Mark-to-market: closing a business date (`PublishPrices` with `close`) starts a walk over the
+//! open contracts, from the last slot down, at most [`REPO_MARKS_PER_BLOCK_MAX`] a block, each
+//! block before its transactions. A party may also mark its contract on demand.
+
+use crate::{
+    execute::{Ctx, Halt, Step},
+    key::{MarkWalk, RepoBook, StateKey, StateValue},
+    modules::token::check_receiver,
+};
+use kessai_types::{
+    AccountId, AssetClass, AssetId, BusinessDate, CollateralHolding, CollateralMove, Currency,
+    Decimal, Lien, PublishPrices, Quantity, Ratio, RejectionCode, RepoAction, RepoContract,
+    RepoEvent, RepoEventRecord, RepoStatus, RepoStep, RepoTerms, Role, Rounding,
+    SubstituteCollateral, TxId,
+    amount::AmountError,
+    repo::{BPS_WHOLE, CollateralMoves, Failure, Substitution, Valuation, is_business_date},
+};
+
+/// The most contracts the mark-to-market walk marks in one block.
+pub const REPO_MARKS_PER_BLOCK_MAX: u64 = 1_000;
+
+const MS_PER_DAY: u128 = 86_400_000;
+
+impl From<AmountError> for Halt {
+    fn from(_: AmountError) -> Self {
+        RejectionCode::Overflow.into()
+    }
+}
+
+fn bps(value: u32) -> Ratio {
+    Ratio {
+        numerator: value as u128,
+        denominator: BPS_WHOLE as u128,
+    }
+}
+
+/// The keys registering `terms` reads.
+pub(crate) fn terms_keys(terms: &RepoTerms, keys: &mut Vec<StateKey>) {
+    keys.extend([
+        StateKey::Party(terms.lender),
+        StateKey::Party(terms.borrower),
+        StateKey::Account(terms.lender_account),
+        StateKey::Account(terms.borrower_account),
+        StateKey::Asset(terms.principal_asset),
+        StateKey::Asset(terms.fee_asset),
+    ]);
+    keys.extend(terms.collateral.iter().map(|c| StateKey::Asset(c.asset)));
+}
+
+/// Every key a step of `contract` may read at `date`, except FX rates (they depend on the
+/// assets' currencies).
+fn contract_keys(contract: &RepoContract, date: BusinessDate) -> Vec<StateKey> {
+    let terms = &contract.terms;
+    let mut keys = Vec::new();
+    terms_keys(terms, &mut keys);
+    let (lender, borrower) = (terms.lender_account, terms.borrower_account);
+    keys.push(StateKey::Price(date, terms.principal_asset));
+    for asset in [terms.principal_asset, terms.fee_asset] {
+        keys.extend([
+            StateKey::Balance(lender, asset),
+            StateKey::Balance(borrower, asset),
+        ]);
+    }
+    for holding in contract.collateral.iter() {
+        keys.extend([
+            StateKey::Asset(holding.asset),
+            StateKey::Price(date, holding.asset),
+            StateKey::Balance(lender, holding.asset),
+            StateKey::Balance(borrower, holding.asset),
+            StateKey::Lien(lender, holding.asset, contract.id),
+        ]);
+    }
+    keys
+}
+
+fn contract(ctx: &mut Ctx<'_, '_>, id: TxId) -> Step<RepoContract> {
+    match ctx.read(&StateKey::Repo(id))? {
+        Some(StateValue::Repo(contract)) => Ok(contract),
+        None => Err(RejectionCode::UnknownContract.into()),
+        Some(other) => panic!("corrupt state: contract {id} holds {other:?}"),
+    }
+}
+
+fn put_contract(ctx: &mut Ctx<'_, '_>, contract: &RepoContract) {
+    ctx.write(
+        StateKey::Repo(contract.id),
+        StateValue::Repo(contract.clone()),
+    );
+}
+
+fn record(ctx: &mut Ctx<'_, '_>, contract: &mut RepoContract, event: RepoEvent) {
+    let record = RepoEventRecord {
+        contract: contract.id,
+        sequence: contract.events,
+        height: ctx.height,
+        time_ms: ctx.time_ms,
+        event,
+    };
+    ctx.write(
+        StateKey::RepoEvent(contract.id, contract.events),
+        StateValue::RepoEvent(record),
+    );
+    contract.events += 1;
+}
+
+fn book(ctx: &mut Ctx<'_, '_>) -> Step<RepoBook> {
+    match ctx.read(&StateKey::RepoBook)? {
+        Some(StateValue::RepoBook(book)) => Ok(book),
+        None => Ok(RepoBook::default()),
+        Some(other) => panic!("corrupt state: repo book holds {other:?}"),
+    }
+}
+
+fn put_book(ctx: &mut Ctx<'_, '_>, book: RepoBook) {
+    ctx.write(StateKey::RepoBook, StateValue::RepoBook(book));
+}
+
+/// The currency an asset is valued in; commodities have none and cannot be repo legs.
+fn currency_of(class: AssetClass) -> Step<Currency> {
+    match class {
+        AssetClass::Bond { currency }
+        | AssetClass::Equity { currency }
+        | AssetClass::Cash { currency, .. } => Ok(currency),
+        AssetClass::Commodity { .. } => Err(RejectionCode::InvalidOperation.into()),
+    }
+}
+
+pub(crate) fn register(ctx: &mut Ctx<'_, '_>, terms: &RepoTerms) -> Step<()> {
+    if ctx.submitter != terms.lender && ctx.submitter != terms.borrower {
+        return Err(RejectionCode::NotAuthorized.into());
+    }
+    if terms.lender == terms.borrower || terms.lender_account == terms.borrower_account {
+        return Err(RejectionCode::InvalidOperation.into());
+    }
+    if ctx.exists(StateKey::Repo(ctx.tx_id))? {
+        return Err(RejectionCode::AlreadyExists.into());
+    }
+    for (party, account) in [
+        (terms.lender, terms.lender_account),
+        (terms.borrower, terms.borrower_account),
+    ] {
+        ctx.party(party)?;
+        if ctx.account(account)?.owner != party {
+            return Err(RejectionCode::NotAuthorized.into());
+        }
+    }
+    currency_of(ctx.asset(terms.principal_asset)?.class)?;
+    let mut weights = 0u32;
+    for (index, item) in terms.collateral.iter().enumerate() {
+        currency_of(ctx.asset(item.asset)?.class)?;
+        let repeated = terms.collateral[..index]
+            .iter()
+            .any(|other| other.asset == item.asset);
+        if item.weight_bps == 0 || repeated || item.asset == terms.principal_asset {
+            return Err(RejectionCode::InvalidOperation.into());
+        }
+        weights += item.weight_bps as u32;
+    }
+    match ctx.asset(terms.fee_asset)?.class {
+        AssetClass::Cash { currency, .. } if currency == terms.valuation_currency => {}
+        _ => return Err(RejectionCode::InvalidOperation.into()),
+    }
+    if terms.principal_quantity == 0 {
+        return Err(RejectionCode::InvalidQuantity.into());
+    }
+    let invalid = terms.collateral.is_empty()
+        || weights != BPS_WHOLE
+        || terms.haircut_bps > BPS_WHOLE
+        || terms.threshold_bps > BPS_WHOLE
+        || terms
+            .maturity_ms
+            .is_some_and(|maturity| maturity <= terms.start_ms);
+    if invalid {
+        return Err(RejectionCode::InvalidOperation.into());
+    }
+    if terms.offer_expiry_ms < ctx.time_ms {
+        return Err(RejectionCode::OfferExpired.into());
+    }
+    let mut contract = RepoContract {
+        id: ctx.tx_id,
+        terms: terms.clone(),
+        proposer: ctx.submitter,
+        status: RepoStatus::Proposed,
+        collateral: terms
+            .collateral
+            .iter()
+            .map(|item| CollateralHolding {
+                asset: item.asset,
+                weight_bps: item.weight_bps,
+                quantity: 0,
+            })
+            .collect::<Vec<_>>()
+            .into(),
+        started_ms: 0,
+        fee_base: 0,
+        marked_date: 0,
+        in_default: false,
+        events: 0,
+        slot: 0,
+    };
+    record(ctx, &mut contract, RepoEvent::Registered);
+    put_contract(ctx, &contract);
+    Ok(())
+}
+
+/// The submitter is a party of the contract.
+fn require_party(ctx: &Ctx<'_, '_>, contract: &RepoContract) -> Step<()> {
+    if ctx.submitter == contract.terms.lender || ctx.submitter == contract.terms.borrower {
+        Ok(())
+    } else {
+        Err(RejectionCode::NotAuthorized.into())
+    }
+}
+
+fn require_status(contract: &RepoContract, status: RepoStatus) -> Step<()> {
+    if contract.status == status {
+        Ok(())
+    } else {
+        Err(RejectionCode::InvalidOperation.into())
+    }
+}
+
+pub(crate) fn act(ctx: &mut Ctx<'_, '_>, op: &RepoAction) -> Step<()> {
+    let mut contract = contract(ctx, op.contract)?;
+    let terms = contract.terms.clone();
+    let counterparty = if contract.proposer == terms.lender {
+        terms.borrower
+    } else {
+        terms.lender
+    };
+    match op.step {
+        RepoStep::Approve | RepoStep::Reject => {
+            require_status(&contract, RepoStatus::Proposed)?;
+            ctx.require_signer(counterparty)?;
+            if op.step == RepoStep::Reject {
+                contract.status = RepoStatus::Rejected;
+                record(ctx, &mut contract, RepoEvent::Rejected);
+            } else if ctx.time_ms > terms.offer_expiry_ms {
+                return Err(RejectionCode::OfferExpired.into());
+            } else {
+                contract.status = RepoStatus::Approved;
+                record(ctx, &mut contract, RepoEvent::Approved);
+            }
+        }
+        RepoStep::Cancel => {
+            require_status(&contract, RepoStatus::Proposed)?;
+            require_party(ctx, &contract)?;
+            contract.status = RepoStatus::Cancelled;
+            record(ctx, &mut contract, RepoEvent::Cancelled);
+        }
+        RepoStep::Start => {
+            require_status(&contract, RepoStatus::Approved)?;
+            require_party(ctx, &contract)?;
+            if ctx.time_ms < terms.start_ms {
+                return Err(RejectionCode::InvalidOperation.into());
+            }
+            start(ctx, &mut contract)?;
+        }
+        RepoStep::Mark => {
+            require_status(&contract, RepoStatus::Open)?;
+            require_party(ctx, &contract)?;
+            let date = latest_closed(ctx)?;
+            ctx.touch(contract_keys(&contract, date))?;
+            let marking = value(ctx, &contract, date)?;
+            if !marking.call {
+                return Err(RejectionCode::ThresholdNotReached.into());
+            }
+            mark(ctx, &mut contract, marking)?;
+        }
+        RepoStep::Mature | RepoStep::Terminate => {
+            require_status(&contract, RepoStatus::Open)?;
+            require_party(ctx, &contract)?;
+            let early = op.step == RepoStep::Terminate;
+            if early {
+                ctx.require_signer(terms.lender)?;
+                ctx.require_signer(terms.borrower)?;
+            } else if terms
+                .maturity_ms
+                .is_some_and(|maturity| ctx.time_ms < maturity)
+            {
+                return Err(RejectionCode::InvalidOperation.into());
+            }
+            let fee = unwind(ctx, &mut contract)?;
+            let (status, event) = if early {
+                (RepoStatus::Terminated, RepoEvent::Terminated(fee))
+            } else {
+                (RepoStatus::Matured, RepoEvent::Matured(fee))
+            };
+            contract.status = status;
+            record(ctx, &mut contract, event);
+        }
+        RepoStep::CloseOut => {
+            require_status(&contract, RepoStatus::Open)?;
+            ctx.require_signer(terms.lender)?;
+            if !contract.in_default {
+                return Err(RejectionCode::InvalidOperation.into());
+            }
+            ctx.touch(contract_keys(&contract, 0))?;
+            for holding in contract.collateral.clone().iter() {
+                unpledge(ctx, &contract, holding.asset, holding.quantity, false)?;
+            }
+            remove_open(ctx, &contract)?;
+            contract.status = RepoStatus::ClosedOut;
+            record(ctx, &mut contract, RepoEvent::ClosedOut);
+        }
+    }
+    put_contract(ctx, &contract);
+    Ok(())
+}
+
+fn latest_closed(ctx: &mut Ctx<'_, '_>) -> Step<BusinessDate> {
+    match book(ctx)?.latest_closed {
+        0 => Err(RejectionCode::PriceMissing.into()),
+        date => Ok(date),
+    }
+}
+
+/// Settle the opening legs at the latest closed prices, or record why they cannot settle.
+fn start(ctx: &mut Ctx<'_, '_>, contract: &mut RepoContract) -> Step<()> {
+    let date = latest_closed(ctx)?;
+    ctx.touch(contract_keys(contract, date))?;
+    let marking = value(ctx, contract, date)?;
+    let terms = contract.terms.clone();
+    let checkpoint = ctx.checkpoint();
+    let settled = (|| {
+        take(
+            ctx,
+            terms.lender_account,
+            terms.principal_asset,
+            terms.principal_quantity,
+        )?;
+        give(
+            ctx,
+            terms.borrower_account,
+            terms.principal_asset,
+            terms.principal_quantity,
+        )?;
+        for (holding, target) in contract.collateral.iter().zip(&marking.targets) {
+            pledge(ctx, contract, holding.asset, *target)?;
+        }
+        Ok(())
+    })();
+    match settled {
+        Ok(()) => {}
+        Err(Halt::Reject(rejection)) => {
+            ctx.rollback(checkpoint);
+            let failure = Failure {
+                date,
+                reason: rejection.code,
+            };
+            record(ctx, contract, RepoEvent::StartFailed(failure));
+            return Ok(());
+        }
+        Err(missing) => return Err(missing),
+    }
+    let moves = contract
+        .collateral
+        .iter_mut()
+        .zip(&marking.targets)
+        .map(|(holding, target)| {
+            holding.quantity = *target;
+            CollateralMove {
+                asset: holding.asset,
+                quantity: *target,
+                returned: false,
+            }
+        })
+        .collect::<Vec<_>>();
+    let exponent = match ctx.asset(terms.fee_asset)?.class {
+        AssetClass::Cash {
+            minor_unit_exponent,
+            ..
+        } => minor_unit_exponent,
+        _ => unreachable!("registration checked the fee asset"),
+    };
+    contract.fee_base = marking
+        .exposure
+        .checked_mul(Ratio::whole(10u128.pow(exponent as u32)))?
+        .round(Rounding::HalfUp);
+    contract.started_ms = ctx.time_ms;
+    contract.marked_date = date;
+    contract.status = RepoStatus::Open;
+    let mut book = book(ctx)?;
+    contract.slot = book.open;
+    ctx.write(
+        StateKey::RepoSlot(book.open),
+        StateValue::RepoSlot(contract.id),
+    );
+    book.open += 1;
+    put_book(ctx, book);
+    // Valued again with the collateral now held.
+    let valuation = value(ctx, contract, date)?.valuation;
+    let moves = CollateralMoves {
+        date,
+        moves: moves.into(),
+        held: valuation.held,
+    };
+    record(ctx, contract, RepoEvent::Started(moves));
+    record(ctx, contract, RepoEvent::Marked(valuation));
+    Ok(())
+}
+
+/// Settle the closing legs: the principal back to the lender with the accrued fee, the
+/// collateral back to the borrower. Returns the fee.
+fn unwind(ctx: &mut Ctx<'_, '_>, contract: &mut RepoContract) -> Step<Quantity> {
+    let terms = contract.terms.clone();
+    ctx.touch(contract_keys(contract, 0))?;
+    let fee = fee(contract, ctx.time_ms)?;
+    let mut legs = vec![(terms.principal_asset, terms.principal_quantity)];
+    if fee > 0 {
+        legs.push((terms.fee_asset, fee));
+    }
+    for (asset, quantity) in legs {
+        take(ctx, terms.borrower_account, asset, quantity)?;
+        give(ctx, terms.lender_account, asset, quantity)?;
+    }
+    for holding in contract.collateral.clone().iter() {
+        unpledge(ctx, contract, holding.asset, holding.quantity, true)?;
+    }
+    remove_open(ctx, contract)?;
+    Ok(fee)
+}
+
+/// fee = base x rate x elapsed / (days per year x one day), rounded down (the payer is never
+/// over-charged).
+pub fn fee(contract: &RepoContract, now_ms: u64) -> Result<Quantity, AmountError> {
+    let elapsed = now_ms.saturating_sub(contract.started_ms) as u128;
+    let year = contract.terms.day_count.days_per_year() * MS_PER_DAY;
+    Ok(Ratio::whole(contract.fee_base)
+        .checked_mul(contract.terms.rate.ratio())?
+        .checked_mul(Ratio {
+            numerator: elapsed,
+            denominator: year,
+        })?
+        .round(Rounding::Down))
+}
+
+/// Take the contract out of the open book: the last slot's contract moves into its slot.
+fn remove_open(ctx: &mut Ctx<'_, '_>, contract: &RepoContract) -> Step<()> {
+    let mut book = book(ctx)?;
+    let last = book.open - 1;
+    if contract.slot != last {
+        let Some(StateValue::RepoSlot(moved)) = ctx.read(&StateKey::RepoSlot(last))? else {
+            panic!("corrupt state: open slot {last} is empty");
+        };
+        let mut moved = self::contract(ctx, moved)?;
+        moved.slot = contract.slot;
+        put_contract(ctx, &moved);
+        ctx.write(
+            StateKey::RepoSlot(contract.slot),
+            StateValue::RepoSlot(moved.id),
+        );
+    }
+    ctx.delete(StateKey::RepoSlot(last));
+    book.open = last;
+    // A walk goes from the top down: what moved into a lower slot was marked already (and is
+    // skipped by its date), so only the top shrinks.
+    if let Some(walk) = &mut book.marking {
+        walk.remaining = walk.remaining.min(book.open);
+    }
+    put_book(ctx, book);
+    Ok(())
+}
+
+/// Debit available units: the account and the asset must not be frozen.
+fn take(ctx: &mut Ctx<'_, '_>, account: AccountId, asset: AssetId, quantity: Quantity) -> Step<()> {
+    if ctx.account(account)?.frozen {
+        return Err(RejectionCode::AccountFrozen.into());
+    }
+    if ctx.asset(asset)?.frozen {
+        return Err(RejectionCode::AssetFrozen.into());
+    }
+    let mut balance = ctx.balance(account, asset)?;
+    balance.available = balance
+        .available
+        .checked_sub(quantity)
+        .ok_or(RejectionCode::InsufficientBalance)?;
+    ctx.put_balance(account, asset, balance);
+    Ok(())
+}
+
+/// Credit units, available or encumbered: the account must be able to receive the asset.
+fn credit(
+    ctx: &mut Ctx<'_, '_>,
+    account: AccountId,
+    asset: AssetId,
+    quantity: Quantity,
+    encumbered: bool,
+) -> Step<()> {
+    let (account_record, asset_record) = (ctx.account(account)?, ctx.asset(asset)?);
+    check_receiver(ctx, &account_record, &asset_record)?;
+    let mut balance = ctx.balance(account, asset)?;
+    // Cannot overflow: the units come out of a supply bounded by SUPPLY_MAX.
+    if encumbered {
+        balance.encumbered += quantity;
+    } else {
+        balance.available += quantity;
+    }
+    ctx.put_balance(account, asset, balance);
+    Ok(())
+}
+
+fn give(ctx: &mut Ctx<'_, '_>, account: AccountId, asset: AssetId, quantity: Quantity) -> Step<()> {
+    credit(ctx, account, asset, quantity, false)
+}
+
+/// Collateral from the borrower to the lender, encumbered under the contract's lien.
+fn pledge(
+    ctx: &mut Ctx<'_, '_>,
+    contract: &RepoContract,
+    asset: AssetId,
+    quantity: Quantity,
+) -> Step<()> {
+    if quantity == 0 {
+        return Ok(());
+    }
+    let terms = &contract.terms;
+    take(ctx, terms.borrower_account, asset, quantity)?;
+    credit(ctx, terms.lender_account, asset, quantity, true)?;
+    let key = StateKey::Lien(terms.lender_account, asset, contract.id);
+    let held = match ctx.read(&key)? {
+        Some(StateValue::Lien(lien)) => lien.quantity,
+        _ => 0,
+    };
+    let lien = Lien {
+        beneficiary: terms.borrower,
+        quantity: held + quantity,
+    };
+    ctx.write(key, StateValue::Lien(lien));
+    Ok(())
+}
+
+/// Collateral out of the contract's lien: back to the borrower, or (a close-out) freed in the
+/// lender's account.
+fn unpledge(
+    ctx: &mut Ctx<'_, '_>,
+    contract: &RepoContract,
+    asset: AssetId,
+    quantity: Quantity,
+    to_borrower: bool,
+) -> Step<()> {
+    if quantity == 0 {
+        return Ok(());
+    }
+    let terms = &contract.terms;
+    let mut lien = ctx.lien(terms.lender_account, asset, contract.id)?;
+    lien.quantity = lien
+        .quantity
+        .checked_sub(quantity)
+        .expect("the lien holds the contract's collateral");
+    let key = StateKey::Lien(terms.lender_account, asset, contract.id);
+    if lien.quantity == 0 {
+        ctx.delete(key);
+    } else {
+        ctx.write(key, StateValue::Lien(lien));
+    }
+    let mut balance = ctx.balance(terms.lender_account, asset)?;
+    balance.encumbered = balance
+        .encumbered
+        .checked_sub(quantity)
+        .expect("a lien never exceeds its balance's encumbered units");
+    if to_borrower {
+        ctx.put_balance(terms.lender_account, asset, balance);
+        give(ctx, terms.borrower_account, asset, quantity)
+    } else {
+        balance.available += quantity;
+        ctx.put_balance(terms.lender_account, asset, balance);
+        Ok(())
+    }
+}
+
+/// One unit of `asset` at `date`, in `currency`.
+fn unit_value(
+    ctx: &mut Ctx<'_, '_>,
+    asset: AssetId,
+    date: BusinessDate,
+    currency: Currency,
+) -> Step<Ratio> {
+    let record = ctx.asset(asset)?;
+    let (price, per) = match record.class {
+        AssetClass::Cash {
+            minor_unit_exponent,
+            ..
+        } => (Decimal::new(1, minor_unit_exponent)?.ratio(), 1),
+        AssetClass::Bond { .. } => (price(ctx, date, asset)?, 100),
+        AssetClass::Equity { .. } => (price(ctx, date, asset)?, 1),
+        AssetClass::Commodity { .. } => return Err(RejectionCode::InvalidOperation.into()),
+    };
+    let rate = fx_rate(ctx, date, currency_of(record.class)?, currency)?;
+    Ok(price.checked_mul(rate)?.checked_div(Ratio::whole(per))?)
+}
+
+fn price(ctx: &mut Ctx<'_, '_>, date: BusinessDate, asset: AssetId) -> Step<Ratio> {
+    match ctx.read(&StateKey::Price(date, asset))? {
+        Some(StateValue::Price(price)) => Ok(price.ratio()),
+        None => Err(RejectionCode::PriceMissing.into()),
+        Some(other) => panic!("corrupt state: price holds {other:?}"),
+    }
+}
+
+/// How many `to` one `from` is worth: the published rate, or the inverse of the opposite one.
+fn fx_rate(
+    ctx: &mut Ctx<'_, '_>,
+    date: BusinessDate,
+    from: Currency,
+    to: Currency,
+) -> Step<Ratio> {
+    if from == to {
+        return Ok(Ratio::whole(1));
+    }
+    let (direct, inverse) = (
+        StateKey::FxRate(date, from, to),
+        StateKey::FxRate(date, to, from),
+    );
+    ctx.touch([direct, inverse])?;
+    match (ctx.read(&direct)?, ctx.read(&inverse)?) {
+        (Some(StateValue::FxRate(rate)), _) => Ok(rate.ratio()),
+        (None, Some(StateValue::FxRate(rate))) => Ok(Ratio::whole(1).checked_div(rate.ratio())?),
+        (None, None) => Err(RejectionCode::PriceMissing.into()),
+        other => panic!("corrupt state: FX rate holds {other:?}"),
+    }
+}
+
+/// A contract valued at one date.
+struct Marking {
+    exposure: Ratio,
+    /// Whole units of each collateral asset that cover its share of the required value.
+    targets: Vec<Quantity>,
+    /// The value of one unit of each collateral asset.
+    units: Vec<Ratio>,
+    /// A margin call is due.
+    call: bool,
+    valuation: Valuation,
+}
+
+fn value(ctx: &mut Ctx<'_, '_>, contract: &RepoContract, date: BusinessDate) -> Step<Marking> {
+    let terms = &contract.terms;
+    let currency = terms.valuation_currency;
+    let exposure = unit_value(ctx, terms.principal_asset, date, currency)?
+        .checked_mul(Ratio::whole(terms.principal_quantity))?;
+    let required = exposure.checked_mul(bps(BPS_WHOLE + terms.haircut_bps))?;
+    let mut held = Ratio::whole(0);
+    let mut targets = Vec::with_capacity(contract.collateral.len());
+    let mut units = Vec::with_capacity(contract.collateral.len());
+    for holding in contract.collateral.iter() {
+        let unit = unit_value(ctx, holding.asset, date, currency)?;
+        units.push(unit);
+        let share = required.checked_mul(bps(holding.weight_bps as u32))?;
+        targets.push(share.checked_div(unit)?.round(Rounding::Up));
+        held = held.checked_add(unit.checked_mul(Ratio::whole(holding.quantity))?)?;
+    }
+    let margin = exposure.checked_mul(bps(terms.threshold_bps))?;
+    let differs = contract
+        .collateral
+        .iter()
+        .zip(&targets)
+        .any(|(holding, target)| holding.quantity != *target);
+    let beyond = held.cmp_exact(&required.checked_add(margin)?).is_gt()
+        || held.checked_add(margin)?.cmp_exact(&required).is_lt();
+    let report = |value: Ratio| value.round_to_scale(2, Rounding::HalfUp);
+    Ok(Marking {
+        exposure,
+        call: differs && beyond,
+        valuation: Valuation {
+            date,
+            exposure: report(exposure)?,
+            required: report(required)?,
+            held: report(held)?,
+        },
+        targets,
+        units,
+    })
+}
+
+/// Record the marking and, when a call is due, settle it; if the borrower cannot deliver,
+/// nothing moves, the failure is recorded and the contract is in default.
+fn mark(ctx: &mut Ctx<'_, '_>, contract: &mut RepoContract, marking: Marking) -> Step<()> {
+    let date = marking.valuation.date;
+    contract.marked_date = date;
+    record(ctx, contract, RepoEvent::Marked(marking.valuation));
+    if !marking.call {
+        return Ok(());
+    }
+    let checkpoint = ctx.checkpoint();
+    let mut moves = Vec::new();
+    let settled = (|| {
+        for (holding, target) in contract.collateral.iter().zip(&marking.targets) {
+            let (asset, held, target) = (holding.asset, holding.quantity, *target);
+            if target > held {
+                pledge(ctx, contract, asset, target - held)?;
+            } else if target < held {
+                unpledge(ctx, contract, asset, held - target, true)?;
+            }
+            if target != held {
+                moves.push(CollateralMove {
+                    asset,
+                    quantity: target.abs_diff(held),
+                    returned: target < held,
+                });
+            }
+        }
+        Ok(())
+    })();
+    match settled {
+        Ok(()) => {
+            for (holding, target) in contract.collateral.iter_mut().zip(marking.targets) {
+                holding.quantity = target;
+            }
+            contract.in_default = false;
+            let mut held = Ratio::whole(0);
+            for (holding, unit) in contract.collateral.iter().zip(&marking.units) {
+                held = held.checked_add(unit.checked_mul(Ratio::whole(holding.quantity))?)?;
+            }
+            let moves = CollateralMoves {
+                date,
+                moves: moves.into(),
+                held: held.round_to_scale(2, Rounding::HalfUp)?,
+            };
+            record(ctx, contract, RepoEvent::MarginCallSettled(moves));
+        }
+        Err(Halt::Reject(rejection)) => {
+            ctx.rollback(checkpoint);
+            contract.in_default = true;
+            let failure = Failure {
+                date,
+                reason: rejection.code,
+            };
+            record(ctx, contract, RepoEvent::MarginCallFailed(failure));
+        }
+        Err(missing) => return Err(missing),
+    }
+    Ok(())
+}
+
+pub(crate) fn substitute(ctx: &mut Ctx<'_, '_>, op: &SubstituteCollateral) -> Step<()> {
+    let mut contract = contract(ctx, op.contract)?;
+    require_status(&contract, RepoStatus::Open)?;
+    require_party(ctx, &contract)?;
+    ctx.require_signer(contract.terms.borrower)?;
+    ctx.require_signer(contract.terms.lender)?;
+    if op.quantity == 0 {
+        return Err(RejectionCode::InvalidQuantity.into());
+    }
+    currency_of(ctx.asset(op.add)?.class)?;
+    let index = contract
+        .collateral
+        .iter()
+        .position(|holding| holding.asset == op.remove)
+        .ok_or(RejectionCode::InvalidOperation)?;
+    let taken = contract.collateral.iter().any(|h| h.asset == op.add);
+    if taken || op.add == contract.terms.principal_asset {
+        return Err(RejectionCode::InvalidOperation.into());
+    }
+    let date = latest_closed(ctx)?;
+    let mut keys = contract_keys(&contract, date);
+    let lender = contract.terms.lender_account;
+    keys.extend([
+        StateKey::Price(date, op.add),
+        StateKey::Balance(lender, op.add),
+        StateKey::Balance(contract.terms.borrower_account, op.add),
+        StateKey::Lien(lender, op.add, contract.id),
+    ]);
+    ctx.touch(keys)?;
+    let marking = value(ctx, &contract, date)?;
+    let removed = contract.collateral[index];
+    let share = marking
+        .exposure
+        .checked_mul(bps(BPS_WHOLE + contract.terms.haircut_bps))?
+        .checked_mul(bps(removed.weight_bps as u32))?;
+    let offered = unit_value(ctx, op.add, date, contract.terms.valuation_currency)?
+        .checked_mul(Ratio::whole(op.quantity))?;
+    if offered.cmp_exact(&share).is_lt() {
+        return Err(RejectionCode::CollateralInsufficient.into());
+    }
+    pledge(ctx, &contract, op.add, op.quantity)?;
+    unpledge(ctx, &contract, removed.asset, removed.quantity, true)?;
+    contract.collateral[index] = CollateralHolding {
+        asset: op.add,
+        weight_bps: removed.weight_bps,
+        quantity: op.quantity,
+    };
+    let substitution = Substitution {
+        removed: removed.asset,
+        removed_quantity: removed.quantity,
+        added: op.add,
+        added_quantity: op.quantity,
+    };
+    record(ctx, &mut contract, RepoEvent::Substituted(substitution));
+    put_contract(ctx, &contract);
+    Ok(())
+}
+
+pub(crate) fn publish_prices(ctx: &mut Ctx<'_, '_>, op: &PublishPrices) -> Step<()> {
+    ctx.require_submitter_role(Role::PriceOracle)?;
+    let mut book = book(ctx)?;
+    if !is_business_date(op.date) || op.date <= book.latest_closed {
+        return Err(RejectionCode::InvalidOperation.into());
+    }
+    if matches!(
+        ctx.read(&StateKey::PriceDay(op.date))?,
+        Some(StateValue::PriceDay(true))
+    ) {
+        return Err(RejectionCode::InvalidOperation.into());
+    }
+    for entry in op.prices.iter() {
+        if matches!(ctx.asset(entry.asset)?.class, AssetClass::Cash { .. } | AssetClass::Commodity { .. }) {
+            return Err(RejectionCode::InvalidOperation.into());
+        }
+        if entry.price.mantissa == 0 {
+            return Err(RejectionCode::InvalidQuantity.into());
+        }
+        ctx.write(
+            StateKey::Price(op.date, entry.asset),
+            StateValue::Price(entry.price),
+        );
+    }
+    for entry in op.rates.iter() {
+        if entry.base == entry.quote {
+            return Err(RejectionCode::InvalidOperation.into());
+        }
+        if entry.rate.mantissa == 0 {
+            return Err(RejectionCode::InvalidQuantity.into());
+        }
+        ctx.write(
+            StateKey::FxRate(op.date, entry.base, entry.quote),
+            StateValue::FxRate(entry.rate),
+        );
+    }
+    ctx.write(StateKey::PriceDay(op.date), StateValue::PriceDay(op.close));
+    if op.close {
+        book.latest_closed = op.date;
+        // A newer date supersedes a walk still running: every contract is marked to it.
+        book.marking = Some(MarkWalk {
+            date: op.date,
+            remaining: book.open,
+        });
+        put_book(ctx, book);
+    }
+    Ok(())
+}
+
+/// Mark the next contracts of the walk in progress, if any. Every key the batch needs is
+/// fetched in a few grouped rounds.
+pub(crate) fn mark_walk(ctx: &mut Ctx<'_, '_>) -> Step<()> {
+    let mut book = book(ctx)?;
+    let Some(walk) = book.marking else {
+        return Ok(());
+    };
+    let batch = walk.remaining.min(REPO_MARKS_PER_BLOCK_MAX);
+    let slots = (walk.remaining - batch..walk.remaining).rev();
+    ctx.touch(slots.clone().map(StateKey::RepoSlot))?;
+    let mut ids = Vec::with_capacity(batch as usize);
+    for slot in slots {
+        match ctx.read(&StateKey::RepoSlot(slot))? {
+            Some(StateValue::RepoSlot(id)) => ids.push(id),
+            other => panic!("corrupt state: open slot {slot} holds {other:?}"),
+        }
+    }
+    ctx.touch(ids.iter().map(|id| StateKey::Repo(*id)))?;
+    let mut contracts = Vec::with_capacity(ids.len());
+    for id in ids {
+        let contract = contract(ctx, id)?;
+        if contract.marked_date < walk.date {
+            contracts.push(contract);
+        }
+    }
+    ctx.touch(contracts.iter().flat_map(|c| contract_keys(c, walk.date)))?;
+    let mut complete = true;
+    for mut contract in contracts {
+        let checkpoint = ctx.checkpoint();
+        match value(ctx, &contract, walk.date).and_then(|marking| {
+            mark(ctx, &mut contract, marking)?;
+            Ok(())
+        }) {
+            Ok(()) => {}
+            Err(Halt::Missing) => {
+                // Keep going, so that every contract's missing keys are fetched in one round.
+                ctx.rollback(checkpoint);
+                complete = false;
+                continue;
+            }
+            Err(Halt::Reject(rejection)) => {
+                ctx.rollback(checkpoint);
+                contract.marked_date = walk.date;
+                let failure = Failure {
+                    date: walk.date,
+                    reason: rejection.code,
+                };
+                record(ctx, &mut contract, RepoEvent::MarkFailed(failure));
+            }
+        }
+        put_contract(ctx, &contract);
+    }
+    if !complete {
+        return Err(Halt::Missing);
+    }
+    book.marking = (batch < walk.remaining).then_some(MarkWalk {
+        date: walk.date,
+        remaining: walk.remaining - batch,
+    });
+    put_book(ctx, book);
+    Ok(())
+}
