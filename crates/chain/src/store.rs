@@ -17,7 +17,7 @@ use commonware_utils::{NZU64, NZUsize};
 use kessai_state::{Genesis, StateKey, StateValue, TxOutcome};
 use kessai_storage::{Ledger, StateProof, StorageError, StoreConfig};
 use kessai_types::{
-    Hash32, PublicKey, Rejection, TxId, VerifiedTransaction,
+    Hash32, PublicKey, Rejection, RepoEventRecord, TxId, VerifiedTransaction,
     codec::{read_seq, seq_size, write_seq},
 };
 use std::collections::HashMap;
@@ -65,7 +65,13 @@ pub struct BlockRecord {
     pub digest: Hash32,
     pub time_ms: u64,
     pub outcomes: Vec<TxOutcome>,
+    /// The repo contract events the block recorded.
+    pub repo_events: Vec<RepoEventRecord>,
 }
+
+/// The most repo events one block records: a few per transaction, two per contract marked.
+pub const REPO_EVENTS_PER_BLOCK_MAX: usize =
+    3 * crate::block::BLOCK_TRANSACTIONS_MAX + 2 * kessai_state::REPO_MARKS_PER_BLOCK_MAX as usize;
 
 impl Write for BlockRecord {
     fn write(&self, buf: &mut impl BufMut) {
@@ -73,6 +79,7 @@ impl Write for BlockRecord {
         self.digest.write(buf);
         self.time_ms.write(buf);
         write_seq(&self.outcomes, buf);
+        write_seq(&self.repo_events, buf);
     }
 }
 
@@ -82,6 +89,7 @@ impl EncodeSize for BlockRecord {
             + self.digest.encode_size()
             + self.time_ms.encode_size()
             + seq_size(&self.outcomes)
+            + seq_size(&self.repo_events)
     }
 }
 
@@ -92,11 +100,13 @@ impl Read for BlockRecord {
         let digest = Hash32::read(buf)?;
         let time_ms = u64::read(buf)?;
         let outcomes = read_seq(buf, crate::block::BLOCK_TRANSACTIONS_MAX)?;
+        let repo_events = read_seq(buf, REPO_EVENTS_PER_BLOCK_MAX)?;
         Ok(BlockRecord {
             height,
             digest,
             time_ms,
             outcomes,
+            repo_events,
         })
     }
 }
@@ -195,6 +205,7 @@ impl<E: commonware_storage::Context + Spawner> Store<E> {
                 digest: digest_hash(&genesis_block.digest()),
                 time_ms: genesis_block.time_ms,
                 outcomes: Vec::new(),
+                repo_events: Vec::new(),
             };
             records = records.append(&record).await.map_err(journal_error)?.0;
             records = records.sync().await.map_err(journal_error)?;
@@ -275,6 +286,7 @@ impl<E: commonware_storage::Context + Spawner> Store<E> {
                 digest,
                 time_ms: block.time_ms,
                 outcomes: pending.outcomes.clone(),
+                repo_events: pending.repo_events(),
             };
             (record, pending)
         };

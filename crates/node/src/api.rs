@@ -3,6 +3,7 @@
 //! Every error is JSON `{"code": "...", "message": "..."}` with a stable code and a 4xx status
 //! for anything the client can fix; a 500 means a bug or a storage failure, never bad input.
 
+use crate::repo_json::{book_json, contract_json, event_json};
 use axum::{
     Json, Router,
     body::Bytes,
@@ -19,7 +20,9 @@ use kessai_chain::{
     AdmissionError, BlockRecord, Context, Mempool, Store, Submitter, engine::BlockSource,
 };
 use kessai_state::{StateKey, StateValue};
-use kessai_types::{AccountId, AssetId, Hash32, PartyId, Rejection, Transaction, TxId};
+use kessai_types::{
+    AccountId, AssetId, BusinessDate, Currency, Hash32, PartyId, Rejection, Transaction, TxId,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use std::{
@@ -160,6 +163,7 @@ fn record_json(record: &BlockRecord, state_root: Option<Hash32>) -> Value {
             "index": index,
             "outcome": outcome_json(outcome.rejection),
         })).collect::<Vec<_>>(),
+        "repo_events": record.repo_events.iter().map(event_json).collect::<Vec<_>>(),
     })
 }
 
@@ -177,6 +181,11 @@ pub fn router(api: Api, request_bytes_max: usize) -> Router {
         .route("/v1/blocks/{height}", get(block))
         .route("/v1/events", get(events))
         .route("/v1/validators", get(validators))
+        .route("/v1/repos", get(repo_book))
+        .route("/v1/repos/{id}", get(repo))
+        .route("/v1/repos/{id}/events", get(repo_events))
+        .route("/v1/prices/{date}/assets/{asset}", get(price))
+        .route("/v1/prices/{date}/fx/{base}/{quote}", get(fx_rate))
         .route("/v1/status", get(status))
         .route("/health", get(health))
         .route("/ready", get(ready))
@@ -474,6 +483,135 @@ async fn asset(State(api): State<Api>, Path(asset): Path<String>) -> ApiResult<J
     }
 }
 
+async fn repo_book(State(api): State<Api>) -> ApiResult<Json<Value>> {
+    match read(&api, StateKey::RepoBook).await? {
+        (height, Some(StateValue::RepoBook(book))) => Ok(Json(book_json(&book, height))),
+        (height, _) => Ok(Json(book_json(&Default::default(), height))),
+    }
+}
+
+async fn known_contract(api: &Api, id: &str) -> ApiResult<(u64, kessai_types::RepoContract)> {
+    let id: TxId = parse(id, "BAD_CONTRACT_ID", "contract id")?;
+    match read(api, StateKey::Repo(id)).await? {
+        (height, Some(StateValue::Repo(contract))) => Ok((height, contract)),
+        _ => Err(ApiError::not_found(
+            "UNKNOWN_CONTRACT",
+            format!("no repo contract {}", id.to_hex()),
+        )),
+    }
+}
+
+async fn repo(State(api): State<Api>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+    let (height, contract) = known_contract(&api, &id).await?;
+    let time_ms = api.store.applied().time_ms;
+    Ok(Json(contract_json(&contract, height, time_ms)))
+}
+
+/// The most events one page returns.
+const EVENTS_PAGE_MAX: u32 = 1_000;
+
+#[derive(Deserialize)]
+struct EventsPage {
+    from: Option<u32>,
+    limit: Option<u32>,
+}
+
+/// A contract's events from sequence `from` (0 by default), at most `limit` (100 by default,
+/// [`EVENTS_PAGE_MAX`] at most).
+async fn repo_events(
+    State(api): State<Api>,
+    Path(id): Path<String>,
+    page: Result<Query<EventsPage>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<Json<Value>> {
+    let Query(page) = page.map_err(|e| ApiError::bad_request("BAD_QUERY", e.body_text()))?;
+    let limit = page.limit.unwrap_or(100);
+    if limit == 0 || limit > EVENTS_PAGE_MAX {
+        return Err(ApiError::bad_request(
+            "BAD_QUERY",
+            format!("limit must be 1 to {EVENTS_PAGE_MAX}"),
+        ));
+    }
+    let (height, contract) = known_contract(&api, &id).await?;
+    let from = page.from.unwrap_or(0).min(contract.events);
+    let to = from.saturating_add(limit).min(contract.events);
+    let keys: Vec<StateKey> = (from..to)
+        .map(|sequence| StateKey::RepoEvent(contract.id, sequence))
+        .collect();
+    let events: Vec<Value> = api
+        .store
+        .get_many(&keys)
+        .await
+        .map_err(ApiError::internal)?
+        .iter()
+        .map(|value| match value {
+            Some(StateValue::RepoEvent(record)) => Ok(event_json(record)),
+            other => Err(ApiError::internal(format!(
+                "event record missing: {other:?}"
+            ))),
+        })
+        .collect::<ApiResult<_>>()?;
+    Ok(Json(json!({
+        "contract": contract.id.to_hex(),
+        "events": events,
+        "next": (to < contract.events).then_some(to),
+        "height": height,
+    })))
+}
+
+fn business_date(text: &str) -> ApiResult<BusinessDate> {
+    text.parse()
+        .ok()
+        .filter(|date| kessai_types::repo::is_business_date(*date))
+        .ok_or_else(|| {
+            ApiError::bad_request("BAD_DATE", format!("{text:?} is not a date YYYYMMDD"))
+        })
+}
+
+async fn price_day(api: &Api, date: BusinessDate) -> ApiResult<bool> {
+    Ok(matches!(
+        read(api, StateKey::PriceDay(date)).await?.1,
+        Some(StateValue::PriceDay(true))
+    ))
+}
+
+async fn price(
+    State(api): State<Api>,
+    Path((date, asset)): Path<(String, String)>,
+) -> ApiResult<Json<Value>> {
+    let date = business_date(&date)?;
+    let asset: AssetId = parse(&asset, "BAD_ASSET_ID", "asset")?;
+    match read(&api, StateKey::Price(date, asset)).await? {
+        (height, Some(StateValue::Price(price))) => Ok(Json(json!({
+            "date": date, "asset": asset.to_string(), "price": price.to_string(),
+            "date_closed": price_day(&api, date).await?, "height": height,
+        }))),
+        _ => Err(ApiError::not_found(
+            "PRICE_MISSING",
+            format!("no price of {asset} for {date}"),
+        )),
+    }
+}
+
+async fn fx_rate(
+    State(api): State<Api>,
+    Path((date, base, quote)): Path<(String, String, String)>,
+) -> ApiResult<Json<Value>> {
+    let date = business_date(&date)?;
+    let base: Currency = parse(&base, "BAD_CURRENCY", "currency")?;
+    let quote: Currency = parse(&quote, "BAD_CURRENCY", "currency")?;
+    match read(&api, StateKey::FxRate(date, base, quote)).await? {
+        (height, Some(StateValue::FxRate(rate))) => Ok(Json(json!({
+            "date": date, "base": base.to_string(), "quote": quote.to_string(),
+            "rate": rate.to_string(), "date_closed": price_day(&api, date).await?,
+            "height": height,
+        }))),
+        _ => Err(ApiError::not_found(
+            "PRICE_MISSING",
+            format!("no {base}/{quote} rate for {date}"),
+        )),
+    }
+}
+
 async fn block_json(api: &Api, height: u64) -> ApiResult<Json<Value>> {
     let record = api
         .store
@@ -542,25 +680,37 @@ async fn events(
         let mut subscription = api.store.subscribe();
         loop {
             if api.store.applied().height >= next {
-                let event = match api.store.record(next).await {
+                let events = match api.store.record(next).await {
                     Ok(Some(record)) => {
                         let root = api.store.root_at(next).await;
-                        Event::default()
+                        // A block's repo events come first and carry no id; the block event
+                        // last, with the height as its id: a client resuming after it has
+                        // seen them all.
+                        let repo = record.repo_events.iter().map(|event| {
+                            Event::default()
+                                .event("repo")
+                                .json_data(event_json(event))
+                                .expect("serializable")
+                        });
+                        let block = Event::default()
                             .id(next.to_string())
                             .event("block")
                             .json_data(record_json(&record, root))
-                            .expect("serializable")
+                            .expect("serializable");
+                        repo.chain([block])
+                            .map(Ok::<_, std::convert::Infallible>)
+                            .collect::<Vec<_>>()
                     }
                     _ => return None,
                 };
-                return Some((Ok::<_, std::convert::Infallible>(event), (api, next + 1)));
+                return Some((futures::stream::iter(events), (api, next + 1)));
             }
             if subscription.changed().await.is_err() {
                 return None;
             }
         }
     });
-    Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
+    Ok(Sse::new(futures::StreamExt::flatten(stream)).keep_alive(KeepAlive::default()))
 }
 
 #[derive(Serialize)]

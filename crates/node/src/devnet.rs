@@ -33,13 +33,14 @@ pub struct InitOptions {
 }
 
 /// The demo parties: (id, roles).
-const DEMO_PARTIES: [(&str, &[&str]); 6] = [
+const DEMO_PARTIES: [(&str, &[&str]); 7] = [
     ("GOVERNOR", &["network-governor"]),
     ("BOJ", &["token-administrator"]),
     ("CSD", &["token-administrator", "account-opening-agent"]),
     ("BANK-A", &["participant"]),
     ("BANK-B", &["participant"]),
     ("CCP", &["participant", "central-counterparty"]),
+    ("ORACLE", &["price-oracle"]),
 ];
 
 fn demo_ledger(
@@ -59,27 +60,34 @@ fn demo_ledger(
             roles: roles.iter().map(|r| r.to_string()).collect(),
         })
         .collect();
-    let asset = |id: &str, class: &str, administrator: &str| AssetEntry {
+    let asset = |id: &str, class: &str, currency: &str, administrator: &str| AssetEntry {
         id: id.into(),
         class: class.into(),
-        currency: Some("JPY".into()),
-        minor_unit_exponent: (class == "cash").then_some(0),
+        currency: Some(currency.into()),
+        minor_unit_exponent: (class == "cash").then_some(if currency == "JPY" { 0 } else { 2 }),
         unit: None,
         administrator: administrator.into(),
         kyc_required: false,
     };
+    // The brief's sample repo needs Bunds, a US stock and US dollars beside the yen assets.
     let assets = vec![
-        asset("JPY", "cash", "BOJ"),
-        asset("JGB-10Y", "bond", "CSD"),
-        asset("TOYOTA", "equity", "CSD"),
+        asset("JPY", "cash", "JPY", "BOJ"),
+        asset("JGB-10Y", "bond", "JPY", "CSD"),
+        asset("TOYOTA", "equity", "JPY", "CSD"),
+        asset("USD", "cash", "USD", "CSD"),
+        asset("DE-BUND", "bond", "EUR", "CSD"),
+        asset("US-STOCK", "equity", "USD", "CSD"),
     ];
     let mut accounts = Vec::new();
     let mut balances = Vec::new();
     for owner in ["BANK-A", "BANK-B", "CCP"] {
         for (suffix, asset, quantity) in [
             ("CASH", "JPY", "10000000000"),
+            ("CASH", "USD", "100000000"),
             ("SEC", "JGB-10Y", "5000000000"),
             ("SEC", "TOYOTA", "1000000"),
+            ("SEC", "DE-BUND", "100000000"),
+            ("SEC", "US-STOCK", "1000000"),
         ] {
             let id = format!("{owner}/{suffix}");
             if !accounts.iter().any(|a: &AccountEntry| a.id == id) {

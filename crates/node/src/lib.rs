@@ -7,3 +7,4 @@ pub mod devnet;
 pub mod genesis;
 pub mod keystore;
 pub mod node;
+pub mod repo_json;

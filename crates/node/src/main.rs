@@ -5,8 +5,9 @@ use kessai::{devnet, keystore, node};
 use clap::{Args, Parser, Subcommand};
 use commonware_codec::Encode;
 use kessai_types::{
-    AccountId, AssetId, Bundle, Expiry, Leg, Operation, PartyId, SetValidators, SupplyChange,
-    Transaction, TxBody, UniqueId,
+    AccountId, AssetId, Bundle, CollateralWeight, DayCount, Expiry, FxEntry, Leg, Operation,
+    PartyId, PriceEntry, PublishPrices, RepoAction, RepoStep, RepoTerms, SetValidators,
+    SubstituteCollateral, SupplyChange, Transaction, TxBody, TxId, UniqueId,
 };
 use serde_json::Value;
 use std::{path::PathBuf, time::SystemTime};
@@ -143,6 +144,30 @@ enum TxCommand {
         #[arg(long)]
         wait: bool,
     },
+    /// Repo and securities lending: register, approve, start, mark, mature, substitute...
+    Repo {
+        #[command(subcommand)]
+        command: RepoCommand,
+    },
+    /// Publish closing prices and FX rates of a business date (the price oracle signs);
+    /// `--close` declares the date complete and marks every open contract to it.
+    Prices {
+        #[arg(long = "as")]
+        signer: String,
+        /// The business date `YYYYMMDD`.
+        #[arg(long)]
+        date: u32,
+        /// `ASSET=PRICE` in the asset's currency (bonds per 100 face); repeat.
+        #[arg(long = "price")]
+        prices: Vec<String>,
+        /// `BASE/QUOTE=RATE`, e.g. `EUR/USD=1.09253`; repeat.
+        #[arg(long = "fx")]
+        rates: Vec<String>,
+        #[arg(long)]
+        close: bool,
+        #[arg(long)]
+        wait: bool,
+    },
     /// Issue new units of an asset into an account (its token administrator signs).
     Issue {
         #[arg(long = "as")]
@@ -151,6 +176,108 @@ enum TxCommand {
         to: String,
         #[arg(long)]
         asset: String,
+        #[arg(long)]
+        quantity: u128,
+        #[arg(long)]
+        wait: bool,
+    },
+}
+
+/// A lifecycle step of a repo contract.
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum Step {
+    /// The counterparty accepts the terms.
+    Approve,
+    /// The counterparty declines.
+    Reject,
+    /// Either party withdraws before approval.
+    Cancel,
+    /// Settle the opening legs (at or after the start time).
+    Start,
+    /// Mark to the latest closed prices now; refused when no margin call is due.
+    Mark,
+    /// Settle the closing legs with the fee (at or after maturity; any time if open).
+    Mature,
+    /// End early: both parties sign.
+    Terminate,
+    /// The lender keeps the collateral of a contract in default.
+    CloseOut,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum DayCountArg {
+    Act360,
+    Act365f,
+}
+
+#[derive(Subcommand)]
+enum RepoCommand {
+    /// Propose a repo or securities-lending contract; its id (the transaction id) names it.
+    Register {
+        /// The proposing party (the lender or the borrower).
+        #[arg(long = "as")]
+        signer: String,
+        /// `PARTY:ACCOUNT` delivering the principal and receiving collateral and fee.
+        #[arg(long)]
+        lender: String,
+        /// `PARTY:ACCOUNT` receiving the principal, delivering collateral, paying the fee.
+        #[arg(long)]
+        borrower: String,
+        /// `ASSET:QUANTITY` of the principal leg (a security or cash).
+        #[arg(long)]
+        principal: String,
+        /// `ASSET` or `ASSET:WEIGHT_BPS`; repeat for a basket (weights add up to 10000).
+        #[arg(long = "collateral", required = true)]
+        collateral: Vec<String>,
+        /// The valuation currency.
+        #[arg(long)]
+        currency: String,
+        #[arg(long, default_value_t = 0)]
+        haircut_bps: u32,
+        /// Margin threshold in basis points of the exposure; 0 calls on any difference.
+        #[arg(long, default_value_t = 0)]
+        threshold_bps: u32,
+        /// Start time, Unix milliseconds (default: now).
+        #[arg(long)]
+        start_ms: Option<u64>,
+        /// Term from the start: `1d`, `7d`, `21d`, `4h`, ... or `open` for an open contract.
+        #[arg(long)]
+        term: String,
+        /// Repo rate or lending fee per year as an exact decimal (0.001 = 0.1 %).
+        #[arg(long)]
+        rate: String,
+        #[arg(long, value_enum, default_value = "act365f")]
+        day_count: DayCountArg,
+        /// The cash token, in the valuation currency, the fee is paid in.
+        #[arg(long)]
+        fee_asset: String,
+        /// How long the counterparty has to approve: `30m`, `1h`, `1d`, ...
+        #[arg(long, default_value = "1h")]
+        offer_valid: String,
+        #[arg(long)]
+        wait: bool,
+    },
+    /// A lifecycle step of a contract.
+    Step {
+        #[arg(value_enum)]
+        step: Step,
+        /// The contract id (the id of its registering transaction).
+        contract: String,
+        /// A signing party; `terminate` needs both parties. The first submits.
+        #[arg(long = "as", required = true)]
+        signers: Vec<String>,
+        #[arg(long)]
+        wait: bool,
+    },
+    /// Replace one collateral asset by another (borrower and lender both sign).
+    Substitute {
+        contract: String,
+        #[arg(long = "as", required = true)]
+        signers: Vec<String>,
+        #[arg(long)]
+        remove: String,
+        #[arg(long)]
+        add: String,
         #[arg(long)]
         quantity: u128,
         #[arg(long)]
@@ -187,6 +314,20 @@ enum QueryCommand {
     },
     Account {
         id: String,
+    },
+    /// The open repo contracts, the latest closed price date, the marking in progress.
+    Repos,
+    /// A repo contract.
+    Repo {
+        id: String,
+    },
+    /// A repo contract's events.
+    RepoEvents {
+        id: String,
+        #[arg(long, default_value_t = 0)]
+        from: u32,
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
     },
 }
 
@@ -265,6 +406,146 @@ fn parse_leg(text: &str) -> anyhow::Result<Leg> {
     })
 }
 
+fn split<'a>(text: &'a str, separator: char, form: &str) -> anyhow::Result<(&'a str, &'a str)> {
+    text.split_once(separator)
+        .ok_or_else(|| anyhow::anyhow!("{text:?} is not {form}"))
+}
+
+fn now_ms() -> anyhow::Result<u64> {
+    Ok(SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)?
+        .as_millis() as u64)
+}
+
+/// `90s`, `30m`, `4h`, `7d` in milliseconds.
+fn duration_ms(text: &str) -> anyhow::Result<u64> {
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let unit = match unit {
+        "s" => 1_000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        "d" => 86_400_000,
+        _ => anyhow::bail!("{text:?} is not a duration like 90s, 30m, 4h or 7d"),
+    };
+    Ok(number.parse::<u64>()? * unit)
+}
+
+fn contract_id(text: &str) -> anyhow::Result<TxId> {
+    text.parse()
+        .map_err(|e| anyhow::anyhow!("contract id {text:?}: {e}"))
+}
+
+type Submission = (Vec<String>, Operation, bool);
+
+fn repo_operation(command: RepoCommand) -> anyhow::Result<Submission> {
+    Ok(match command {
+        RepoCommand::Register {
+            signer,
+            lender,
+            borrower,
+            principal,
+            collateral,
+            currency,
+            haircut_bps,
+            threshold_bps,
+            start_ms,
+            term,
+            rate,
+            day_count,
+            fee_asset,
+            offer_valid,
+            wait,
+        } => {
+            let (lender, lender_account) = split(&lender, ':', "PARTY:ACCOUNT")?;
+            let (borrower, borrower_account) = split(&borrower, ':', "PARTY:ACCOUNT")?;
+            let (principal_asset, principal_quantity) = split(&principal, ':', "ASSET:QUANTITY")?;
+            let start_ms = match start_ms {
+                Some(start) => start,
+                None => now_ms()?,
+            };
+            let single = collateral.len() == 1;
+            let terms = RepoTerms {
+                lender: PartyId::new(lender)?,
+                lender_account: AccountId::new(lender_account)?,
+                borrower: PartyId::new(borrower)?,
+                borrower_account: AccountId::new(borrower_account)?,
+                principal_asset: AssetId::new(principal_asset)?,
+                principal_quantity: principal_quantity.parse()?,
+                collateral: collateral
+                    .iter()
+                    .map(|item| {
+                        let (asset, weight) = match item.split_once(':') {
+                            Some((asset, weight)) => (asset, weight.parse()?),
+                            None if single => (item.as_str(), 10_000),
+                            None => anyhow::bail!("{item:?}: a basket needs ASSET:WEIGHT_BPS"),
+                        };
+                        Ok(CollateralWeight {
+                            asset: AssetId::new(asset)?,
+                            weight_bps: weight,
+                        })
+                    })
+                    .collect::<anyhow::Result<Vec<_>>>()?
+                    .into(),
+                valuation_currency: currency.parse()?,
+                haircut_bps,
+                threshold_bps,
+                start_ms,
+                maturity_ms: match term.as_str() {
+                    "open" => None,
+                    term => Some(start_ms + duration_ms(term)?),
+                },
+                rate: rate.parse()?,
+                day_count: match day_count {
+                    DayCountArg::Act360 => DayCount::Act360,
+                    DayCountArg::Act365f => DayCount::Act365Fixed,
+                },
+                fee_asset: AssetId::new(&fee_asset)?,
+                offer_expiry_ms: now_ms()? + duration_ms(&offer_valid)?,
+            };
+            (vec![signer], Operation::RegisterRepo(terms), wait)
+        }
+        RepoCommand::Step {
+            step,
+            contract,
+            signers,
+            wait,
+        } => {
+            let step = match step {
+                Step::Approve => RepoStep::Approve,
+                Step::Reject => RepoStep::Reject,
+                Step::Cancel => RepoStep::Cancel,
+                Step::Start => RepoStep::Start,
+                Step::Mark => RepoStep::Mark,
+                Step::Mature => RepoStep::Mature,
+                Step::Terminate => RepoStep::Terminate,
+                Step::CloseOut => RepoStep::CloseOut,
+            };
+            let contract = contract_id(&contract)?;
+            let action = RepoAction { contract, step };
+            (signers, Operation::RepoAction(action), wait)
+        }
+        RepoCommand::Substitute {
+            contract,
+            signers,
+            remove,
+            add,
+            quantity,
+            wait,
+        } => {
+            let substitution = SubstituteCollateral {
+                contract: contract_id(&contract)?,
+                remove: AssetId::new(&remove)?,
+                add: AssetId::new(&add)?,
+                quantity,
+            };
+            (signers, Operation::SubstituteCollateral(substitution), wait)
+        }
+    })
+}
+
 async fn tx(client: ClientArgs, command: TxCommand) -> anyhow::Result<()> {
     let (signers, operation, wait) = match command {
         TxCommand::Bundle {
@@ -315,6 +596,46 @@ async fn tx(client: ClientArgs, command: TxCommand) -> anyhow::Result<()> {
             }),
             wait,
         ),
+        TxCommand::Repo { command } => repo_operation(command)?,
+        TxCommand::Prices {
+            signer,
+            date,
+            prices,
+            rates,
+            close,
+            wait,
+        } => (
+            vec![signer],
+            Operation::PublishPrices(PublishPrices {
+                date,
+                prices: prices
+                    .iter()
+                    .map(|entry| {
+                        let (asset, price) = split(entry, '=', "ASSET=PRICE")?;
+                        Ok(PriceEntry {
+                            asset: AssetId::new(asset)?,
+                            price: price.parse()?,
+                        })
+                    })
+                    .collect::<anyhow::Result<Vec<_>>>()?
+                    .into(),
+                rates: rates
+                    .iter()
+                    .map(|entry| {
+                        let (pair, rate) = split(entry, '=', "BASE/QUOTE=RATE")?;
+                        let (base, quote) = split(pair, '/', "BASE/QUOTE=RATE")?;
+                        Ok(FxEntry {
+                            base: base.parse()?,
+                            quote: quote.parse()?,
+                            rate: rate.parse()?,
+                        })
+                    })
+                    .collect::<anyhow::Result<Vec<_>>>()?
+                    .into(),
+                close,
+            }),
+            wait,
+        ),
         TxCommand::Issue {
             signer,
             to,
@@ -341,9 +662,7 @@ async fn tx(client: ClientArgs, command: TxCommand) -> anyhow::Result<()> {
         .iter()
         .map(|signer| Ok((PartyId::new(signer)?, keys.key(PartyId::new(signer)?)?)))
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let now = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)?
-        .as_millis() as u64;
+    let now = now_ms()?;
     let body = TxBody {
         network,
         submitter: signers[0].0,
@@ -424,6 +743,15 @@ async fn query(client: ClientArgs, command: QueryCommand) -> anyhow::Result<()> 
         QueryCommand::Asset { id } => get(&client, &format!("/v1/assets/{}", segment(&id))).await?,
         QueryCommand::Account { id } => {
             get(&client, &format!("/v1/accounts/{}", segment(&id))).await?
+        }
+        QueryCommand::Repos => get(&client, "/v1/repos").await?,
+        QueryCommand::Repo { id } => get(&client, &format!("/v1/repos/{id}")).await?,
+        QueryCommand::RepoEvents { id, from, limit } => {
+            get(
+                &client,
+                &format!("/v1/repos/{id}/events?from={from}&limit={limit}"),
+            )
+            .await?
         }
     };
     print(&value);

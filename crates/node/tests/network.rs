@@ -477,22 +477,7 @@ async fn api_checks(
     assert_eq!(shares["available"], "1000100");
 
     // The command line, as a user runs it: a transfer, then a balance with its proof checked.
-    let cli = |args: &[&str]| {
-        let output = kessai()
-            .args(args)
-            .env("KESSAI_API", api)
-            .env("KESSAI_KEYSTORE", keystore)
-            .env("KESSAI_KEYSTORE_PASSPHRASE", PASSPHRASE)
-            .output()
-            .unwrap();
-        let stdout = String::from_utf8_lossy(&output.stdout).to_string();
-        assert!(
-            output.status.success(),
-            "kessai {args:?}: {stdout}{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        stdout
-    };
+    let cli = |args: &[&str]| cli(api, keystore, args);
     let out = cli(&[
         "tx",
         "transfer",
@@ -534,6 +519,253 @@ async fn api_checks(
     assert_eq!(first, vec![1, 2, 3]);
     let resumed = read_events(client, &format!("{api}/v1/events"), Some(2), 2).await;
     assert_eq!(resumed, vec![3, 4]);
+}
+
+/// Run the command line against `api` and return what it printed; it must succeed.
+fn cli(api: &str, keystore: &std::path::Path, args: &[&str]) -> String {
+    let output = kessai()
+        .args(args)
+        .env("KESSAI_API", api)
+        .env("KESSAI_KEYSTORE", keystore)
+        .env("KESSAI_KEYSTORE_PASSPHRASE", PASSPHRASE)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout).to_string();
+    assert!(
+        output.status.success(),
+        "kessai {args:?}: {stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    stdout
+}
+
+/// The brief's sample repo through the command line and the API: BANK-B borrows 50,000,000
+/// Bunds from BANK-A against US stock; 335,240 shares at start, 333,450 after the second day's
+/// close (1,790 return automatically), then maturity with the fee, and every step on the event
+/// stream.
+async fn repo_sample(client: &reqwest::Client, api: &str, keystore: &std::path::Path) {
+    let cli = |args: &[&str]| -> Value {
+        let out = cli(api, keystore, args);
+        let body: Value = serde_json::from_str(&out).unwrap_or_else(|_| panic!("{args:?}: {out}"));
+        assert_eq!(body["outcome"]["result"], "ACCEPTED", "{args:?}: {body}");
+        body
+    };
+    let (_, applied) = get(client, &format!("{api}/v1/status")).await;
+    let from_height = applied["height"].as_u64().unwrap() + 1;
+    cli(&[
+        "tx",
+        "prices",
+        "--as",
+        "ORACLE",
+        "--date",
+        "20230419",
+        "--price",
+        "DE-BUND=98.8110",
+        "--price",
+        "US-STOCK=161.01",
+        "--fx",
+        "EUR/USD=1.09253",
+        "--close",
+        "--wait",
+    ]);
+    let registered = cli(&[
+        "tx",
+        "repo",
+        "register",
+        "--as",
+        "BANK-B",
+        "--lender",
+        "BANK-A:BANK-A/SEC",
+        "--borrower",
+        "BANK-B:BANK-B/SEC",
+        "--principal",
+        "DE-BUND:50000000",
+        "--collateral",
+        "US-STOCK",
+        "--currency",
+        "USD",
+        "--term",
+        "open",
+        "--rate",
+        "0.001",
+        "--day-count",
+        "act360",
+        "--fee-asset",
+        "USD",
+        "--wait",
+    ]);
+    let id = registered["id"].as_str().unwrap().to_string();
+    cli(&[
+        "tx", "repo", "step", "approve", &id, "--as", "BANK-A", "--wait",
+    ]);
+    cli(&[
+        "tx", "repo", "step", "start", &id, "--as", "BANK-B", "--wait",
+    ]);
+    let (status, contract) = get(client, &format!("{api}/v1/repos/{id}")).await;
+    assert_eq!(status, 200, "{contract}");
+    assert_eq!(contract["status"], "OPEN", "{contract}");
+    assert_eq!(
+        contract["collateral"][0]["quantity"], "335240",
+        "{contract}"
+    );
+    assert_eq!(contract["fee_base"], "5397699092", "{contract}");
+    let balance = |account: &'static str, asset: &'static str| async move {
+        let url = format!(
+            "{api}/v1/accounts/{}/balances/{asset}",
+            account.replace('/', "%2F")
+        );
+        let (_, body) = get(client, &url).await;
+        (
+            body["available"].as_str().unwrap().to_string(),
+            body["encumbered"].as_str().unwrap().to_string(),
+        )
+    };
+    assert_eq!(
+        balance("BANK-A/SEC", "US-STOCK").await,
+        ("1000000".into(), "335240".into())
+    );
+    assert_eq!(balance("BANK-B/SEC", "US-STOCK").await.0, "664760");
+
+    // The second day's close marks the contract in the next block: 1,790 shares return.
+    cli(&[
+        "tx",
+        "prices",
+        "--as",
+        "ORACLE",
+        "--date",
+        "20230420",
+        "--price",
+        "DE-BUND=98.7590",
+        "--price",
+        "US-STOCK=162.53",
+        "--fx",
+        "EUR/USD=1.09753",
+        "--close",
+        "--wait",
+    ]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let events = loop {
+        let (_, page) = get(client, &format!("{api}/v1/repos/{id}/events")).await;
+        if page["events"].as_array().unwrap().len() >= 6 {
+            break page["events"].clone();
+        }
+        assert!(Instant::now() < deadline, "no margin call: {page}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let names: Vec<&str> = events
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["event"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "REGISTERED",
+            "APPROVED",
+            "STARTED",
+            "MARKED",
+            "MARKED",
+            "MARGIN_CALL_SETTLED"
+        ]
+    );
+    // The brief's market values: 53,976,991 and 53,976,992 USD at start; 54,195,483 and
+    // 54,195,629 USD after the call (here to the cent, rounded half-up).
+    assert_eq!(events[2]["collateral_value"], "53976992.40");
+    assert_eq!(events[3]["exposure"], "53976990.92");
+    assert_eq!(events[4]["exposure"], "54195482.64");
+    assert_eq!(
+        events[5]["moves"][0],
+        json!({"asset": "US-STOCK", "quantity": "1790", "direction": "TO_BORROWER"})
+    );
+    assert_eq!(events[5]["collateral_value"], "54195628.50");
+    assert_eq!(balance("BANK-A/SEC", "US-STOCK").await.1, "333450");
+    assert_eq!(balance("BANK-B/SEC", "US-STOCK").await.0, "666550");
+
+    // Maturity of the open contract: the borrower funds the fee, then the legs return.
+    let funded = cli(&[
+        "tx",
+        "transfer",
+        "--as",
+        "BANK-B",
+        "--from",
+        "BANK-B/CASH",
+        "--to",
+        "BANK-B/SEC",
+        "--asset",
+        "USD",
+        "--quantity",
+        "1000000",
+        "--wait",
+    ]);
+    assert_eq!(funded["status"], "FINAL");
+    cli(&[
+        "tx", "repo", "step", "mature", &id, "--as", "BANK-B", "--wait",
+    ]);
+    let (_, page) = get(client, &format!("{api}/v1/repos/{id}/events?from=6")).await;
+    let matured = &page["events"][0];
+    assert_eq!(matured["event"], "MATURED", "{page}");
+    let elapsed =
+        (matured["time_ms"].as_u64().unwrap() - contract["started_ms"].as_u64().unwrap()) as u128;
+    let fee = 5_397_699_092u128 * elapsed / 1000 / (360 * 86_400_000);
+    assert_eq!(matured["fee"], fee.to_string(), "fee on {elapsed} ms");
+    assert_eq!(balance("BANK-B/SEC", "US-STOCK").await.0, "1000000");
+    assert_eq!(
+        balance("BANK-A/SEC", "US-STOCK").await,
+        ("1000000".into(), "0".into())
+    );
+    assert_eq!(balance("BANK-A/SEC", "DE-BUND").await.0, "100000000");
+    let (_, book) = get(client, &format!("{api}/v1/repos")).await;
+    assert_eq!(book["latest_closed_date"], 20230420, "{book}");
+
+    // Every step was on the event stream, before its block's event.
+    let streamed = read_repo_events(
+        client,
+        &format!("{api}/v1/events?from_height={from_height}"),
+        7,
+    )
+    .await;
+    assert_eq!(
+        streamed,
+        [
+            "REGISTERED",
+            "APPROVED",
+            "STARTED",
+            "MARKED",
+            "MARKED",
+            "MARGIN_CALL_SETTLED",
+            "MATURED"
+        ]
+    );
+    let (status, _) = get(client, &format!("{api}/v1/repos/{}", "00".repeat(32))).await;
+    assert_eq!(status, 404);
+}
+
+/// Read server-sent events until `count` repo events came; return their names.
+async fn read_repo_events(client: &reqwest::Client, url: &str, count: usize) -> Vec<String> {
+    let mut response = client.get(url).send().await.unwrap();
+    let mut text = String::new();
+    let mut names = Vec::new();
+    while names.len() < count {
+        let chunk = tokio::time::timeout(Duration::from_secs(30), response.chunk())
+            .await
+            .expect("an event in time")
+            .unwrap()
+            .expect("stream open");
+        text.push_str(&String::from_utf8_lossy(&chunk));
+        while let Some(end) = text.find("\n\n") {
+            let event: String = text.drain(..end + 2).collect();
+            if event.lines().any(|line| line == "event: repo") {
+                let data = event
+                    .lines()
+                    .find_map(|line| line.strip_prefix("data: "))
+                    .unwrap();
+                let body: Value = serde_json::from_str(data).unwrap();
+                names.push(body["event"].as_str().unwrap().to_string());
+            }
+        }
+    }
+    names
 }
 
 /// Read `count` server-sent events and return their ids.
@@ -585,6 +817,12 @@ async fn four_validator_processes_survive_a_kill() {
         &client,
         &network.api(0),
         &keys,
+        &network.dir.path().join("keystore.json"),
+    )
+    .await;
+    repo_sample(
+        &client,
+        &network.api(0),
         &network.dir.path().join("keystore.json"),
     )
     .await;

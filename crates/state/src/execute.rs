@@ -155,7 +155,11 @@ macro_rules! typed_read {
 impl<'s, 'a> Ctx<'s, 'a> {
     /// A context for work the block itself does (the mark-to-market walk): no transaction, no
     /// signers. Its writes land only through [`Ctx::commit`].
-    fn system(block: &'s mut BlockState<'a>, parameters: Parameters, input: &BlockInput<'_>) -> Self {
+    fn system(
+        block: &'s mut BlockState<'a>,
+        parameters: Parameters,
+        input: &BlockInput<'_>,
+    ) -> Self {
         Ctx {
             block,
             writes: WriteSet::new(),
@@ -435,7 +439,9 @@ pub fn execute(block: &BlockInput<'_>, snapshot: &Snapshot) -> Result<BlockEffec
     match modules::repo::mark_walk(&mut walk) {
         Ok(()) => walk.commit(),
         Err(Halt::Missing) => return Err(missing(state)),
-        Err(Halt::Reject(rejection)) => panic!("corrupt state: the mark walk failed: {rejection:?}"),
+        Err(Halt::Reject(rejection)) => {
+            panic!("corrupt state: the mark walk failed: {rejection:?}")
+        }
     }
 
     let mut outcomes = Vec::with_capacity(block.transactions.len());

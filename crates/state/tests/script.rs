@@ -187,7 +187,8 @@ impl Runner {
 
     /// Milliseconds after the current block time: `0`, `5s`, `2h`, `7d`.
     fn after(&self, text: &str) -> u64 {
-        let (number, unit) = text.split_at(text.find(|c: char| c.is_alphabetic()).unwrap_or(text.len()));
+        let (number, unit) =
+            text.split_at(text.find(|c: char| c.is_alphabetic()).unwrap_or(text.len()));
         let unit = match unit {
             "" => 1,
             "s" => 1_000,
@@ -251,7 +252,10 @@ impl Runner {
 
     fn event(&mut self, label: &str, sequence: &str) -> RepoEvent {
         let id = self.tx_ids[label];
-        match self.ledger().get(&StateKey::RepoEvent(id, sequence.parse().unwrap())) {
+        match self
+            .ledger()
+            .get(&StateKey::RepoEvent(id, sequence.parse().unwrap()))
+        {
             Some(StateValue::RepoEvent(record)) => record.event.clone(),
             other => panic!("no event {sequence} of {label}: {other:?}"),
         }
@@ -622,7 +626,9 @@ fn run(file: &str, text: &str) {
                     }
                     ["moves", label, sequence, expected @ ..] => {
                         let moves = match runner.event(label, sequence) {
-                            RepoEvent::Started(moves) | RepoEvent::MarginCallSettled(moves) => moves,
+                            RepoEvent::Started(moves) | RepoEvent::MarginCallSettled(moves) => {
+                                moves
+                            }
                             other => panic!("{file}:{line}: no moves in {other:?}"),
                         };
                         let held: Vec<String> = moves

@@ -101,6 +101,20 @@ pub struct PendingBlock {
     writes: WriteSet,
 }
 
+impl PendingBlock {
+    /// The repo contract events the block recorded (events are only ever added), by contract
+    /// and sequence.
+    pub fn repo_events(&self) -> Vec<kessai_types::RepoEventRecord> {
+        self.writes
+            .values()
+            .filter_map(|value| match value {
+                Some(StateValue::RepoEvent(record)) => Some(record.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
 /// The ledger state on disk, with its root.
 pub struct Ledger<E: commonware_storage::Context + Spawner> {
     /// `None` only while a commit is in flight (the database's commit consumes it).

@@ -174,7 +174,12 @@ impl Ratio {
         let numerator = self
             .numerator
             .checked_mul(right)
-            .and_then(|a| other.numerator.checked_mul(left).and_then(|b| a.checked_add(b)))
+            .and_then(|a| {
+                other
+                    .numerator
+                    .checked_mul(left)
+                    .and_then(|b| a.checked_add(b))
+            })
             .ok_or(AmountError::Overflow)?;
         let denominator = self
             .denominator
@@ -407,12 +412,21 @@ mod tests {
 
     #[test]
     fn ratios_add_exactly() {
-        let third = Ratio { numerator: 1, denominator: 3 };
-        let sixth = Ratio { numerator: 1, denominator: 6 };
+        let third = Ratio {
+            numerator: 1,
+            denominator: 3,
+        };
+        let sixth = Ratio {
+            numerator: 1,
+            denominator: 6,
+        };
         let sum = third.checked_add(sixth).unwrap();
         assert_eq!((sum.numerator, sum.denominator), (1, 2));
         let huge = Ratio::whole(u128::MAX);
-        assert_eq!(huge.checked_add(Ratio::whole(1)).unwrap_err(), AmountError::Overflow);
+        assert_eq!(
+            huge.checked_add(Ratio::whole(1)).unwrap_err(),
+            AmountError::Overflow
+        );
     }
 
     #[test]

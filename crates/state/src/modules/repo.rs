@@ -618,12 +618,7 @@ fn price(ctx: &mut Ctx<'_, '_>, date: BusinessDate, asset: AssetId) -> Step<Rati
 }
 
 /// How many `to` one `from` is worth: the published rate, or the inverse of the opposite one.
-fn fx_rate(
-    ctx: &mut Ctx<'_, '_>,
-    date: BusinessDate,
-    from: Currency,
-    to: Currency,
-) -> Step<Ratio> {
+fn fx_rate(ctx: &mut Ctx<'_, '_>, date: BusinessDate, from: Currency, to: Currency) -> Step<Ratio> {
     if from == to {
         return Ok(Ratio::whole(1));
     }
@@ -822,7 +817,10 @@ pub(crate) fn publish_prices(ctx: &mut Ctx<'_, '_>, op: &PublishPrices) -> Step<
         return Err(RejectionCode::InvalidOperation.into());
     }
     for entry in op.prices.iter() {
-        if matches!(ctx.asset(entry.asset)?.class, AssetClass::Cash { .. } | AssetClass::Commodity { .. }) {
+        if matches!(
+            ctx.asset(entry.asset)?.class,
+            AssetClass::Cash { .. } | AssetClass::Commodity { .. }
+        ) {
             return Err(RejectionCode::InvalidOperation.into());
         }
         if entry.price.mantissa == 0 {
