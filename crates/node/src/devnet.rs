@@ -305,7 +305,7 @@ pub async fn devnet(options: InitOptions) -> anyhow::Result<()> {
     let api = format!("http://{}", localhost(api_port(options.base_port, 0)));
     let keystore = dir.join("keystore.json");
     println!(
-        "\nDemo parties BANK-A, BANK-B, CCP hold JPY, JGB-10Y and TOYOTA in accounts like BANK-A/CASH, BANK-A/SEC.\n\
+        "\nDemo parties BANK-A, BANK-B, CCP hold JPY, USD, JGB-10Y, DE-BUND, TOYOTA and US-STOCK in accounts like BANK-A/CASH, BANK-A/SEC;\nORACLE publishes prices (the README walks through the brief's sample repo).\n\
          Try, in another terminal:\n  \
          export KESSAI_API={api} KESSAI_KEYSTORE={} KESSAI_KEYSTORE_PASSPHRASE={}\n  \
          kessai tx transfer --as BANK-A --from BANK-A/CASH --to BANK-B/CASH --asset JPY --quantity 1000 --wait\n  \

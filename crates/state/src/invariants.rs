@@ -4,15 +4,19 @@
 //! 2. No balance is negative (quantities are unsigned; arithmetic is checked).
 //! 3. Encumbered units move only through liens: each balance's encumbered units change exactly
 //!    as much as its liens do.
+//! 4. (Full audit) A repo contract's collateral is exactly its liens: an open contract holds a
+//!    lien of each collateral asset's quantity in the lender's account, a closed one none; the
+//!    open contracts fill the book's slots `0..open`, each knowing its slot.
 //!
 //! A violation is a bug in the state machine, never a user error: it panics.
 
+use crate::key::RepoBook;
 use crate::{
     execute::{Snapshot, WriteSet},
     key::{StateKey, StateValue},
 };
-use kessai_types::{AccountId, AssetId, Balance};
-use std::collections::BTreeMap;
+use kessai_types::{AccountId, AssetId, Balance, RepoStatus, TxId};
+use std::collections::{BTreeMap, BTreeSet};
 
 fn balance_of(value: Option<&Option<StateValue>>) -> Balance {
     match value {
@@ -86,8 +90,28 @@ pub fn check_all<'a>(records: impl IntoIterator<Item = (&'a StateKey, &'a StateV
     let mut balances: BTreeMap<AssetId, u128> = BTreeMap::new();
     let mut encumbered: BTreeMap<(AccountId, AssetId), u128> = BTreeMap::new();
     let mut liens: BTreeMap<(AccountId, AssetId), u128> = BTreeMap::new();
+    let mut contract_liens: BTreeMap<(AccountId, AssetId, TxId), u128> = BTreeMap::new();
+    let mut collateral: BTreeMap<(AccountId, AssetId, TxId), u128> = BTreeMap::new();
+    let mut slots: BTreeMap<u64, TxId> = BTreeMap::new();
+    let mut open: BTreeMap<u64, TxId> = BTreeMap::new();
+    let mut book = RepoBook::default();
+    let mut repo_ids = Vec::new();
     for (key, value) in records {
         match (key, value) {
+            (StateKey::Repo(id), StateValue::Repo(contract)) => {
+                repo_ids.push(*id);
+                if contract.status == RepoStatus::Open {
+                    open.insert(contract.slot, *id);
+                    for holding in contract.collateral.iter().filter(|h| h.quantity > 0) {
+                        let key = (contract.terms.lender_account, holding.asset, *id);
+                        collateral.insert(key, holding.quantity);
+                    }
+                }
+            }
+            (StateKey::RepoSlot(slot), StateValue::RepoSlot(id)) => {
+                slots.insert(*slot, *id);
+            }
+            (StateKey::RepoBook, StateValue::RepoBook(record)) => book = *record,
             (StateKey::Asset(asset), StateValue::Asset(record)) => {
                 supply.insert(*asset, record.supply);
             }
@@ -96,8 +120,9 @@ pub fn check_all<'a>(records: impl IntoIterator<Item = (&'a StateKey, &'a StateV
                     balance.total().expect("balance total overflows");
                 *encumbered.entry((*account, *asset)).or_default() += balance.encumbered;
             }
-            (StateKey::Lien(account, asset, _), StateValue::Lien(lien)) => {
+            (StateKey::Lien(account, asset, lien_id), StateValue::Lien(lien)) => {
                 *liens.entry((*account, *asset)).or_default() += lien.quantity;
+                contract_liens.insert((*account, *asset, *lien_id), lien.quantity);
             }
             _ => {}
         }
@@ -120,5 +145,17 @@ pub fn check_all<'a>(records: impl IntoIterator<Item = (&'a StateKey, &'a StateV
     assert_eq!(
         encumbered, liens,
         "invariant broken: encumbered units differ from liens"
+    );
+    let contracts: BTreeSet<TxId> = repo_ids.into_iter().collect();
+    contract_liens.retain(|(_, _, id), _| contracts.contains(id));
+    assert_eq!(
+        contract_liens, collateral,
+        "invariant broken: repo collateral differs from its liens"
+    );
+    assert_eq!(slots, open, "invariant broken: open repo slots");
+    assert_eq!(
+        (0..book.open).collect::<Vec<_>>(),
+        slots.keys().copied().collect::<Vec<_>>(),
+        "invariant broken: the repo book's open count"
     );
 }
