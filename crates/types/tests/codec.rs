@@ -40,8 +40,113 @@ fn role() -> impl Strategy<Value = Role> {
     (0..Role::ALL.len()).prop_map(|index| Role::ALL[index])
 }
 
+fn decimal() -> impl Strategy<Value = Decimal> {
+    (any::<u128>(), 0u8..=18).prop_map(|(mantissa, scale)| Decimal::new(mantissa, scale).unwrap())
+}
+
+fn repo_terms() -> impl Strategy<Value = RepoTerms> {
+    let collateral = prop::collection::vec(
+        (code(), any::<u16>())
+            .prop_map(|(asset, weight_bps)| CollateralWeight { asset, weight_bps }),
+        0..=repo::COLLATERAL_ASSETS_MAX,
+    );
+    (
+        (code(), code(), code(), code(), code(), any::<u128>()),
+        (collateral, code(), any::<u32>(), any::<u32>(), any::<u64>()),
+        (
+            any::<Option<u64>>(),
+            decimal(),
+            any::<bool>(),
+            code(),
+            any::<u64>(),
+        ),
+    )
+        .prop_map(
+            |(
+                (
+                    lender,
+                    lender_account,
+                    borrower,
+                    borrower_account,
+                    principal_asset,
+                    principal_quantity,
+                ),
+                (collateral, valuation_currency, haircut_bps, threshold_bps, start_ms),
+                (maturity_ms, rate, act360, fee_asset, offer_expiry_ms),
+            )| RepoTerms {
+                lender,
+                lender_account,
+                borrower,
+                borrower_account,
+                principal_asset,
+                principal_quantity,
+                collateral: collateral.into(),
+                valuation_currency,
+                haircut_bps,
+                threshold_bps,
+                start_ms,
+                maturity_ms,
+                rate,
+                day_count: if act360 {
+                    DayCount::Act360
+                } else {
+                    DayCount::Act365Fixed
+                },
+                fee_asset,
+                offer_expiry_ms,
+            },
+        )
+}
+
 fn operation() -> impl Strategy<Value = Operation> {
     prop_oneof![
+        repo_terms().prop_map(Operation::RegisterRepo),
+        (hash(), 0usize..8).prop_map(|(contract, step)| {
+            let steps = [
+                RepoStep::Approve,
+                RepoStep::Reject,
+                RepoStep::Cancel,
+                RepoStep::Start,
+                RepoStep::Mark,
+                RepoStep::Mature,
+                RepoStep::Terminate,
+                RepoStep::CloseOut,
+            ];
+            Operation::RepoAction(RepoAction {
+                contract,
+                step: steps[step],
+            })
+        }),
+        (hash(), code(), code(), any::<u128>()).prop_map(|(contract, remove, add, quantity)| {
+            Operation::SubstituteCollateral(SubstituteCollateral {
+                contract,
+                remove,
+                add,
+                quantity,
+            })
+        }),
+        (
+            any::<u32>(),
+            prop::collection::vec((code(), decimal()), 0..20),
+            prop::collection::vec((code(), code(), decimal()), 0..5),
+            any::<bool>(),
+        )
+            .prop_map(|(date, prices, rates, close)| {
+                Operation::PublishPrices(PublishPrices {
+                    date,
+                    prices: prices
+                        .into_iter()
+                        .map(|(asset, price)| PriceEntry { asset, price })
+                        .collect::<Vec<_>>()
+                        .into(),
+                    rates: rates
+                        .into_iter()
+                        .map(|(base, quote, rate)| FxEntry { base, quote, rate })
+                        .collect::<Vec<_>>()
+                        .into(),
+                    close,
+                })
+            }),
         (code(), any::<u64>(), 0u16..256).prop_map(
             |(party, seed, roles)| Operation::RegisterParty(RegisterParty {
                 party,
@@ -208,9 +313,46 @@ fn oversized_lengths_are_rejected_without_allocating() {
     let too_many_validators = SetValidators {
         validators: vec![PrivateKey::from_seed(1).public_key(); transaction::VALIDATORS_MAX + 1],
     };
+    let basket = CollateralWeight {
+        asset: "C".parse().unwrap(),
+        weight_bps: 1,
+    };
+    let too_many_prices = PublishPrices {
+        date: 20230419,
+        prices: vec![
+            PriceEntry {
+                asset: "C".parse().unwrap(),
+                price: "1".parse().unwrap()
+            };
+            repo::PRICES_PER_TX_MAX + 1
+        ]
+        .into(),
+        rates: vec![].into(),
+        close: true,
+    };
+    let too_many_collateral = RepoTerms {
+        lender: "A".parse().unwrap(),
+        lender_account: "A".parse().unwrap(),
+        borrower: "B".parse().unwrap(),
+        borrower_account: "B".parse().unwrap(),
+        principal_asset: "P".parse().unwrap(),
+        principal_quantity: 1,
+        collateral: vec![basket; repo::COLLATERAL_ASSETS_MAX + 1].into(),
+        valuation_currency: "USD".parse().unwrap(),
+        haircut_bps: 0,
+        threshold_bps: 0,
+        start_ms: 0,
+        maturity_ms: None,
+        rate: "0".parse().unwrap(),
+        day_count: DayCount::Act360,
+        fee_asset: "USD".parse().unwrap(),
+        offer_expiry_ms: 0,
+    };
     for operation in [
         Operation::Bundle(too_many),
         Operation::SetValidators(too_many_validators),
+        Operation::PublishPrices(too_many_prices),
+        Operation::RegisterRepo(too_many_collateral),
     ] {
         let body = TxBody {
             operation,
