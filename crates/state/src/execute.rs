@@ -370,8 +370,7 @@ fn static_keys(transaction: &VerifiedTransaction, keys: &mut Vec<StateKey>) {
             keys.extend([StateKey::Repo(op.contract), StateKey::Asset(op.add)])
         }
         Operation::PublishPrices(op) => {
-            keys.push(StateKey::PriceDay(op.date));
-            keys.extend(op.prices.iter().map(|entry| StateKey::Asset(entry.asset)));
+            keys.extend(op.prices.iter().map(|entry| StateKey::Asset(entry.asset)))
         }
     }
 }

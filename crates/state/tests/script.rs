@@ -33,7 +33,7 @@
 //!   validators NAME,NAME|none (keys derived from the names; `none` is the empty set) |
 //!   repo KEY=VALUE ... (lender=PARTY:ACCOUNT borrower=PARTY:ACCOUNT principal=ASSET:QTY
 //!     collateral=ASSET:BPS,... ccy=CUR haircut=BPS threshold=BPS start=DUR maturity=DUR|open
-//!     rate=DEC basis=360|365 fee=ASSET offer=DUR; DUR is from the block time: 0, 5s, 2h, 7d) |
+//!     rate=DEC basis=360|365 fee=ASSET offer=DUR; DUR is from the block time: 0, 5s, 2h, 7d, -5s) |
 //!   approve|reject|cancel|start|mark|mature|terminate|closeout CONTRACT_LABEL |
 //!   substitute CONTRACT_LABEL REMOVE ADD QTY |
 //!   prices DATE [ASSET=PRICE ...] [BASE/QUOTE=RATE ...] [close]
@@ -185,8 +185,11 @@ impl Runner {
         id
     }
 
-    /// Milliseconds after the current block time: `0`, `5s`, `2h`, `7d`.
+    /// Milliseconds after the current block time: `0`, `5s`, `2h`, `7d`; `-5s` is before it.
     fn after(&self, text: &str) -> u64 {
+        if let Some(before) = text.strip_prefix('-') {
+            return 2 * self.time_ms - self.after(before);
+        }
         let (number, unit) =
             text.split_at(text.find(|c: char| c.is_alphabetic()).unwrap_or(text.len()));
         let unit = match unit {

@@ -270,7 +270,10 @@ pub(crate) fn act(ctx: &mut Ctx<'_, '_>, op: &RepoAction) -> Step<()> {
         RepoStep::Start => {
             require_status(&contract, RepoStatus::Approved)?;
             require_party(ctx, &contract)?;
-            if ctx.time_ms < terms.start_ms {
+            let matured = terms
+                .maturity_ms
+                .is_some_and(|maturity| ctx.time_ms >= maturity);
+            if ctx.time_ms < terms.start_ms || matured {
                 return Err(RejectionCode::InvalidOperation.into());
             }
             start(ctx, &mut contract)?;
@@ -281,7 +284,9 @@ pub(crate) fn act(ctx: &mut Ctx<'_, '_>, op: &RepoAction) -> Step<()> {
             let date = latest_closed(ctx)?;
             ctx.touch(contract_keys(&contract, date))?;
             let marking = value(ctx, &contract, date)?;
-            if !marking.call {
+            // A contract in default may always be marked: a marking that finds the collateral
+            // sufficient clears the flag.
+            if !marking.call && !contract.in_default {
                 return Err(RejectionCode::ThresholdNotReached.into());
             }
             mark(ctx, &mut contract, marking)?;
@@ -693,6 +698,8 @@ fn mark(ctx: &mut Ctx<'_, '_>, contract: &mut RepoContract, marking: Marking) ->
     contract.marked_date = date;
     record(ctx, contract, RepoEvent::Marked(marking.valuation));
     if !marking.call {
+        // The collateral covers the exposure within the threshold: no longer in default.
+        contract.in_default = false;
         return Ok(());
     }
     let checkpoint = ctx.checkpoint();
@@ -807,13 +814,10 @@ pub(crate) fn substitute(ctx: &mut Ctx<'_, '_>, op: &SubstituteCollateral) -> St
 pub(crate) fn publish_prices(ctx: &mut Ctx<'_, '_>, op: &PublishPrices) -> Step<()> {
     ctx.require_submitter_role(Role::PriceOracle)?;
     let mut book = book(ctx)?;
-    if !is_business_date(op.date) || op.date <= book.latest_closed {
-        return Err(RejectionCode::InvalidOperation.into());
-    }
-    if matches!(
-        ctx.read(&StateKey::PriceDay(op.date))?,
-        Some(StateValue::PriceDay(true))
-    ) {
+    // Dates only move forward (a closed date is final), and never beyond the block's next UTC
+    // day (closing prices of Tokyo's day are published while UTC is still on the previous one).
+    let tomorrow = date_of(ctx.time_ms + MS_PER_DAY as u64);
+    if !is_business_date(op.date) || op.date <= book.latest_closed || op.date > tomorrow {
         return Err(RejectionCode::InvalidOperation.into());
     }
     for entry in op.prices.iter() {
@@ -854,6 +858,26 @@ pub(crate) fn publish_prices(ctx: &mut Ctx<'_, '_>, op: &PublishPrices) -> Step<
         put_book(ctx, book);
     }
     Ok(())
+}
+
+/// The UTC calendar date of a Unix time, as `YYYYMMDD` (the civil-from-days algorithm of
+/// Howard Hinnant, exact for every date after 1970).
+fn date_of(time_ms: u64) -> BusinessDate {
+    let days = (time_ms / MS_PER_DAY as u64) as i64 + 719_468;
+    let era = days / 146_097;
+    let day_of_era = days - era * 146_097;
+    let year_of_era =
+        (day_of_era - day_of_era / 1_460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let month_index = (5 * day_of_year + 2) / 153;
+    let day = day_of_year - (153 * month_index + 2) / 5 + 1;
+    let month = if month_index < 10 {
+        month_index + 3
+    } else {
+        month_index - 9
+    };
+    let year = year_of_era + era * 400 + i64::from(month <= 2);
+    (year * 10_000 + month * 100 + day) as BusinessDate
 }
 
 /// Mark the next contracts of the walk in progress, if any. Every key the batch needs is
@@ -917,4 +941,19 @@ pub(crate) fn mark_walk(ctx: &mut Ctx<'_, '_>) -> Step<()> {
     });
     put_book(ctx, book);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::date_of;
+
+    #[test]
+    fn unix_times_give_their_utc_dates() {
+        assert_eq!(date_of(0), 19700101);
+        assert_eq!(date_of(1_700_000_000_000), 20231114);
+        // 2024-02-29 23:59:59.999 and the next millisecond.
+        assert_eq!(date_of(1_709_251_199_999), 20240229);
+        assert_eq!(date_of(1_709_251_200_000), 20240301);
+        assert_eq!(date_of(4_102_444_800_000), 21000101);
+    }
 }
