@@ -190,7 +190,7 @@ enum Step {
     Approve,
     /// The counterparty declines.
     Reject,
-    /// Either party withdraws before approval.
+    /// Either party withdraws before the start.
     Cancel,
     /// Settle the opening legs (at or after the start time).
     Start,
@@ -430,7 +430,10 @@ fn duration_ms(text: &str) -> anyhow::Result<u64> {
         "d" => 86_400_000,
         _ => anyhow::bail!("{text:?} is not a duration like 90s, 30m, 4h or 7d"),
     };
-    Ok(number.parse::<u64>()? * unit)
+    number
+        .parse::<u64>()?
+        .checked_mul(unit)
+        .ok_or_else(|| anyhow::anyhow!("{text:?} is too long"))
 }
 
 fn contract_id(text: &str) -> anyhow::Result<TxId> {
@@ -495,7 +498,11 @@ fn repo_operation(command: RepoCommand) -> anyhow::Result<Submission> {
                 start_ms,
                 maturity_ms: match term.as_str() {
                     "open" => None,
-                    term => Some(start_ms + duration_ms(term)?),
+                    term => Some(
+                        start_ms
+                            .checked_add(duration_ms(term)?)
+                            .ok_or_else(|| anyhow::anyhow!("--term {term:?} is too long"))?,
+                    ),
                 },
                 rate: rate.parse()?,
                 day_count: match day_count {
@@ -503,7 +510,9 @@ fn repo_operation(command: RepoCommand) -> anyhow::Result<Submission> {
                     DayCountArg::Act365f => DayCount::Act365Fixed,
                 },
                 fee_asset: AssetId::new(&fee_asset)?,
-                offer_expiry_ms: now_ms()? + duration_ms(&offer_valid)?,
+                offer_expiry_ms: now_ms()?
+                    .checked_add(duration_ms(&offer_valid)?)
+                    .ok_or_else(|| anyhow::anyhow!("--offer-valid is too long"))?,
             };
             (vec![signer], Operation::RegisterRepo(terms), wait)
         }

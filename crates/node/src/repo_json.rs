@@ -74,7 +74,8 @@ pub fn event_json(record: &RepoEventRecord) -> Value {
         RepoEvent::Started(moves) | RepoEvent::MarginCallSettled(moves) => moves_json(moves),
         RepoEvent::StartFailed(failure)
         | RepoEvent::MarginCallFailed(failure)
-        | RepoEvent::MarkFailed(failure) => failure_json(failure),
+        | RepoEvent::MarkFailed(failure)
+        | RepoEvent::MaturityFailed(failure) => failure_json(failure),
         RepoEvent::Marked(valuation) => json!({
             "date": valuation.date,
             "exposure": valuation.exposure.to_string(),

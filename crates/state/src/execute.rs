@@ -189,6 +189,12 @@ impl Ctx<'_, '_> {
         self.writes = checkpoint;
     }
 
+    /// Move the writes so far into the block's: a later rollback no longer undoes them. Only
+    /// for the block's own work, never a transaction's (which must stay all or nothing).
+    pub(crate) fn flush(&mut self) {
+        self.block.writes.extend(std::mem::take(&mut self.writes));
+    }
+
     /// Read every key of `keys` that is not at hand, so that all the missing ones are fetched in
     /// one round rather than one round each.
     pub(crate) fn touch(&mut self, keys: impl IntoIterator<Item = StateKey>) -> Step<()> {
@@ -435,12 +441,20 @@ pub fn execute(block: &BlockInput<'_>, snapshot: &Snapshot) -> Result<BlockEffec
     }
     // The mark-to-market in progress goes first, on the state the previous block left.
     let mut walk = Ctx::system(&mut state, parameters, block);
-    match modules::repo::mark_walk(&mut walk) {
-        Ok(()) => walk.commit(),
-        Err(Halt::Missing) => return Err(missing(state)),
-        Err(Halt::Reject(rejection)) => {
-            panic!("corrupt state: the mark walk failed: {rejection:?}")
+    let closing = block
+        .transactions
+        .iter()
+        .filter(|transaction| modules::repo::may_close(&transaction.transaction.body.operation))
+        .count() as u64;
+    // Both run even if the first lacks keys, so that all are fetched in the same round.
+    let prepared = modules::repo::prefetch_top_slots(&mut walk, closing);
+    let walked = modules::repo::mark_walk(&mut walk);
+    match (prepared, walked) {
+        (Ok(()), Ok(())) => walk.commit(),
+        (Err(Halt::Reject(rejection)), _) | (_, Err(Halt::Reject(rejection))) => {
+            panic!("corrupt state: the repo book: {rejection:?}")
         }
+        _ => return Err(missing(state)),
     }
 
     let mut outcomes = Vec::with_capacity(block.transactions.len());

@@ -6,7 +6,8 @@
 //!    as much as its liens do.
 //! 4. (Full audit) A repo contract's collateral is exactly its liens: an open contract holds a
 //!    lien of each collateral asset's quantity in the lender's account, a closed one none; the
-//!    open contracts fill the book's slots `0..open`, each knowing its slot.
+//!    open contracts fill the book's slots `0..open`, each knowing its slot; a contract's events
+//!    are numbered `0..events` without a gap; the mark walk stays within the open slots.
 //!
 //! A violation is a bug in the state machine, never a user error: it panics.
 
@@ -96,10 +97,14 @@ pub fn check_all<'a>(records: impl IntoIterator<Item = (&'a StateKey, &'a StateV
     let mut open: BTreeMap<u64, TxId> = BTreeMap::new();
     let mut book = RepoBook::default();
     let mut repo_ids = Vec::new();
+    let mut events_recorded: BTreeMap<TxId, (u64, u64)> = BTreeMap::new();
+    let mut events_held: BTreeMap<TxId, (u64, u64)> = BTreeMap::new();
     for (key, value) in records {
         match (key, value) {
             (StateKey::Repo(id), StateValue::Repo(contract)) => {
                 repo_ids.push(*id);
+                let events = contract.events as u64;
+                events_recorded.insert(*id, (events, events));
                 if contract.status == RepoStatus::Open {
                     open.insert(contract.slot, *id);
                     for holding in contract.collateral.iter().filter(|h| h.quantity > 0) {
@@ -112,6 +117,12 @@ pub fn check_all<'a>(records: impl IntoIterator<Item = (&'a StateKey, &'a StateV
                 slots.insert(*slot, *id);
             }
             (StateKey::RepoBook, StateValue::RepoBook(record)) => book = *record,
+            (StateKey::RepoEvent(id, sequence), StateValue::RepoEvent(_)) => {
+                // Distinct sequences, as many as the largest plus one: numbered without a gap.
+                let (count, end) = events_held.entry(*id).or_default();
+                *count += 1;
+                *end = (*end).max(*sequence as u64 + 1);
+            }
             (StateKey::Asset(asset), StateValue::Asset(record)) => {
                 supply.insert(*asset, record.supply);
             }
@@ -153,6 +164,17 @@ pub fn check_all<'a>(records: impl IntoIterator<Item = (&'a StateKey, &'a StateV
         "invariant broken: repo collateral differs from its liens"
     );
     assert_eq!(slots, open, "invariant broken: open repo slots");
+    events_recorded.retain(|_, (count, _)| *count > 0);
+    assert_eq!(
+        events_recorded, events_held,
+        "invariant broken: a contract's event count differs from its events"
+    );
+    if let Some(walk) = book.marking {
+        assert!(
+            walk.remaining <= book.open,
+            "invariant broken: the mark walk"
+        );
+    }
     assert_eq!(
         (0..book.open).collect::<Vec<_>>(),
         slots.keys().copied().collect::<Vec<_>>(),

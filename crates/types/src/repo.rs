@@ -130,17 +130,20 @@ pub enum RepoStep {
     Approve,
     /// The counterparty declines.
     Reject,
-    /// Either party withdraws before approval.
+    /// Either party withdraws before the start.
     Cancel,
     /// Either party settles the opening legs, at or after the start time.
     Start,
     /// Either party marks the contract to the latest closed prices now.
     Mark,
-    /// Either party settles the closing legs, at or after maturity (any time for open contracts).
+    /// Either party settles the closing legs, at or after maturity (any time for open
+    /// contracts); the fee accrues until maturity. If they cannot settle, the failure is
+    /// recorded and the contract is in default.
     Mature,
     /// Both parties end the contract early.
     Terminate,
-    /// The lender closes a contract in default: it keeps the collateral against the principal.
+    /// The lender closes a contract in default (a failed margin call or maturity): it keeps the
+    /// collateral against the principal.
     CloseOut,
 }
 codec_enum!(RepoStep {
@@ -400,6 +403,8 @@ pub enum RepoEvent {
     Matured(Quantity),
     Terminated(Quantity),
     ClosedOut,
+    /// The closing legs could not settle at maturity (nothing moved): the contract is in default.
+    MaturityFailed(Failure),
 }
 codec_enum!(RepoEvent {
     0 => Registered,
@@ -416,6 +421,7 @@ codec_enum!(RepoEvent {
     11 => Matured(Quantity),
     12 => Terminated(Quantity),
     13 => ClosedOut,
+    14 => MaturityFailed(Failure),
 });
 
 impl RepoEvent {
@@ -436,6 +442,7 @@ impl RepoEvent {
             RepoEvent::Matured(_) => "MATURED",
             RepoEvent::Terminated(_) => "TERMINATED",
             RepoEvent::ClosedOut => "CLOSED_OUT",
+            RepoEvent::MaturityFailed(_) => "MATURITY_FAILED",
         }
     }
 }

@@ -15,14 +15,20 @@
 //! - a margin call is due when the held units differ from those targets and
 //!   |required - held value| > threshold x exposure (with threshold 0: on any difference). It
 //!   moves each asset to its target: more units from the borrower, or excess units back.
-//! - reported values are rounded half-up to two decimals; the fee is rounded down.
+//! - reported values are rounded half-up to two decimals; the fee is rounded down and accrues
+//!   on the exposure at start until maturity (or early termination).
+//!
+//! Failures: a start, a margin call or a maturity that cannot settle moves nothing and is
+//! recorded as an event; the transaction that triggered it is still accepted. A call or a
+//! maturity that fails because the borrower lacks units puts the contract in default, and the
+//! lender may then close out; a marking that finds no call due clears the flag.
 //!
 //! Mark-to-market: closing a business date (`PublishPrices` with `close`) starts a walk over the
 //! open contracts, from the last slot down, at most [`REPO_MARKS_PER_BLOCK_MAX`] a block, each
 //! block before its transactions. A party may also mark its contract on demand.
 
 use crate::{
-    execute::{Ctx, Halt, Step},
+    execute::{Ctx, Halt, Step, WriteSet},
     key::{MarkWalk, RepoBook, StateKey, StateValue},
     modules::token::check_receiver,
 };
@@ -66,14 +72,14 @@ pub(crate) fn terms_keys(terms: &RepoTerms, keys: &mut Vec<StateKey>) {
     keys.extend(terms.collateral.iter().map(|c| StateKey::Asset(c.asset)));
 }
 
-/// Every key a step of `contract` may read at `date`, except FX rates (they depend on the
-/// assets' currencies).
-fn contract_keys(contract: &RepoContract, date: BusinessDate) -> Vec<StateKey> {
+/// Every key a step of `contract` may read, with the prices of `date` if it values the
+/// contract; FX rates are not named (they depend on the assets' currencies).
+fn contract_keys(contract: &RepoContract, date: Option<BusinessDate>) -> Vec<StateKey> {
     let terms = &contract.terms;
     let mut keys = Vec::new();
     terms_keys(terms, &mut keys);
     let (lender, borrower) = (terms.lender_account, terms.borrower_account);
-    keys.push(StateKey::Price(date, terms.principal_asset));
+    keys.extend(date.map(|date| StateKey::Price(date, terms.principal_asset)));
     for asset in [terms.principal_asset, terms.fee_asset] {
         keys.extend([
             StateKey::Balance(lender, asset),
@@ -81,9 +87,9 @@ fn contract_keys(contract: &RepoContract, date: BusinessDate) -> Vec<StateKey> {
         ]);
     }
     for holding in contract.collateral.iter() {
+        keys.extend(date.map(|date| StateKey::Price(date, holding.asset)));
         keys.extend([
             StateKey::Asset(holding.asset),
-            StateKey::Price(date, holding.asset),
             StateKey::Balance(lender, holding.asset),
             StateKey::Balance(borrower, holding.asset),
             StateKey::Lien(lender, holding.asset, contract.id),
@@ -262,7 +268,9 @@ pub(crate) fn act(ctx: &mut Ctx<'_, '_>, op: &RepoAction) -> Step<()> {
             }
         }
         RepoStep::Cancel => {
-            require_status(&contract, RepoStatus::Proposed)?;
+            if !matches!(contract.status, RepoStatus::Proposed | RepoStatus::Approved) {
+                return Err(RejectionCode::InvalidOperation.into());
+            }
             require_party(ctx, &contract)?;
             contract.status = RepoStatus::Cancelled;
             record(ctx, &mut contract, RepoEvent::Cancelled);
@@ -282,7 +290,7 @@ pub(crate) fn act(ctx: &mut Ctx<'_, '_>, op: &RepoAction) -> Step<()> {
             require_status(&contract, RepoStatus::Open)?;
             require_party(ctx, &contract)?;
             let date = latest_closed(ctx)?;
-            ctx.touch(contract_keys(&contract, date))?;
+            ctx.touch(contract_keys(&contract, Some(date)))?;
             let marking = value(ctx, &contract, date)?;
             // A contract in default may always be marked: a marking that finds the collateral
             // sufficient clears the flag.
@@ -304,14 +312,36 @@ pub(crate) fn act(ctx: &mut Ctx<'_, '_>, op: &RepoAction) -> Step<()> {
             {
                 return Err(RejectionCode::InvalidOperation.into());
             }
-            let fee = unwind(ctx, &mut contract)?;
-            let (status, event) = if early {
-                (RepoStatus::Terminated, RepoEvent::Terminated(fee))
-            } else {
-                (RepoStatus::Matured, RepoEvent::Matured(fee))
+            // The fee accrues until maturity, not until a late settlement.
+            let until = match terms.maturity_ms {
+                Some(maturity) if !early => maturity.min(ctx.time_ms),
+                _ => ctx.time_ms,
             };
-            contract.status = status;
-            record(ctx, &mut contract, event);
+            if early {
+                let fee = unwind(ctx, &mut contract, until)?;
+                contract.status = RepoStatus::Terminated;
+                record(ctx, &mut contract, RepoEvent::Terminated(fee));
+            } else {
+                // A maturity that cannot settle moves nothing; it is recorded and the contract
+                // is in default, so that the lender may close out.
+                let checkpoint = ctx.checkpoint();
+                match unwind(ctx, &mut contract, until) {
+                    Ok(fee) => {
+                        contract.status = RepoStatus::Matured;
+                        record(ctx, &mut contract, RepoEvent::Matured(fee));
+                    }
+                    Err(Halt::Reject(rejection)) => {
+                        ctx.rollback(checkpoint);
+                        contract.in_default = true;
+                        let failure = Failure {
+                            date: book(ctx)?.latest_closed,
+                            reason: rejection.code,
+                        };
+                        record(ctx, &mut contract, RepoEvent::MaturityFailed(failure));
+                    }
+                    Err(missing) => return Err(missing),
+                }
+            }
         }
         RepoStep::CloseOut => {
             require_status(&contract, RepoStatus::Open)?;
@@ -319,7 +349,7 @@ pub(crate) fn act(ctx: &mut Ctx<'_, '_>, op: &RepoAction) -> Step<()> {
             if !contract.in_default {
                 return Err(RejectionCode::InvalidOperation.into());
             }
-            ctx.touch(contract_keys(&contract, 0))?;
+            ctx.touch(contract_keys(&contract, None))?;
             for holding in contract.collateral.clone().iter() {
                 unpledge(ctx, &contract, holding.asset, holding.quantity, false)?;
             }
@@ -342,7 +372,7 @@ fn latest_closed(ctx: &mut Ctx<'_, '_>) -> Step<BusinessDate> {
 /// Settle the opening legs at the latest closed prices, or record why they cannot settle.
 fn start(ctx: &mut Ctx<'_, '_>, contract: &mut RepoContract) -> Step<()> {
     let date = latest_closed(ctx)?;
-    ctx.touch(contract_keys(contract, date))?;
+    ctx.touch(contract_keys(contract, Some(date)))?;
     let marking = value(ctx, contract, date)?;
     let terms = contract.terms.clone();
     let checkpoint = ctx.checkpoint();
@@ -412,12 +442,14 @@ fn start(ctx: &mut Ctx<'_, '_>, contract: &mut RepoContract) -> Step<()> {
     );
     book.open += 1;
     put_book(ctx, book);
-    // Valued again with the collateral now held.
-    let valuation = value(ctx, contract, date)?.valuation;
+    let valuation = Valuation {
+        held: marking.target_value,
+        ..marking.valuation
+    };
     let moves = CollateralMoves {
         date,
         moves: moves.into(),
-        held: valuation.held,
+        held: marking.target_value,
     };
     record(ctx, contract, RepoEvent::Started(moves));
     record(ctx, contract, RepoEvent::Marked(valuation));
@@ -426,10 +458,14 @@ fn start(ctx: &mut Ctx<'_, '_>, contract: &mut RepoContract) -> Step<()> {
 
 /// Settle the closing legs: the principal back to the lender with the accrued fee, the
 /// collateral back to the borrower. Returns the fee.
-fn unwind(ctx: &mut Ctx<'_, '_>, contract: &mut RepoContract) -> Step<Quantity> {
+fn unwind(ctx: &mut Ctx<'_, '_>, contract: &mut RepoContract, until_ms: u64) -> Step<Quantity> {
     let terms = contract.terms.clone();
-    ctx.touch(contract_keys(contract, 0))?;
-    let fee = fee(contract, ctx.time_ms)?;
+    ctx.touch(contract_keys(contract, None))?;
+    let fee = fee(contract, until_ms)?;
+    // The collateral returns first: cash collateral may pay the fee.
+    for holding in contract.collateral.clone().iter() {
+        unpledge(ctx, contract, holding.asset, holding.quantity, true)?;
+    }
     let mut legs = vec![(terms.principal_asset, terms.principal_quantity)];
     if fee > 0 {
         legs.push((terms.fee_asset, fee));
@@ -437,9 +473,6 @@ fn unwind(ctx: &mut Ctx<'_, '_>, contract: &mut RepoContract) -> Step<Quantity> 
     for (asset, quantity) in legs {
         take(ctx, terms.borrower_account, asset, quantity)?;
         give(ctx, terms.lender_account, asset, quantity)?;
-    }
-    for holding in contract.collateral.clone().iter() {
-        unpledge(ctx, contract, holding.asset, holding.quantity, true)?;
     }
     remove_open(ctx, contract)?;
     Ok(fee)
@@ -645,8 +678,8 @@ struct Marking {
     exposure: Ratio,
     /// Whole units of each collateral asset that cover its share of the required value.
     targets: Vec<Quantity>,
-    /// The value of one unit of each collateral asset.
-    units: Vec<Ratio>,
+    /// What those units are worth (reported, as `valuation`).
+    target_value: Decimal,
     /// A margin call is due.
     call: bool,
     valuation: Valuation,
@@ -660,12 +693,13 @@ fn value(ctx: &mut Ctx<'_, '_>, contract: &RepoContract, date: BusinessDate) -> 
     let required = exposure.checked_mul(bps(BPS_WHOLE + terms.haircut_bps))?;
     let mut held = Ratio::whole(0);
     let mut targets = Vec::with_capacity(contract.collateral.len());
-    let mut units = Vec::with_capacity(contract.collateral.len());
+    let mut target_value = Ratio::whole(0);
     for holding in contract.collateral.iter() {
         let unit = unit_value(ctx, holding.asset, date, currency)?;
-        units.push(unit);
         let share = required.checked_mul(bps(holding.weight_bps as u32))?;
-        targets.push(share.checked_div(unit)?.round(Rounding::Up));
+        let target = share.checked_div(unit)?.round(Rounding::Up);
+        targets.push(target);
+        target_value = target_value.checked_add(unit.checked_mul(Ratio::whole(target))?)?;
         held = held.checked_add(unit.checked_mul(Ratio::whole(holding.quantity))?)?;
     }
     let margin = exposure.checked_mul(bps(terms.threshold_bps))?;
@@ -686,8 +720,8 @@ fn value(ctx: &mut Ctx<'_, '_>, contract: &RepoContract, date: BusinessDate) -> 
             required: report(required)?,
             held: report(held)?,
         },
+        target_value: report(target_value)?,
         targets,
-        units,
     })
 }
 
@@ -728,20 +762,18 @@ fn mark(ctx: &mut Ctx<'_, '_>, contract: &mut RepoContract, marking: Marking) ->
                 holding.quantity = target;
             }
             contract.in_default = false;
-            let mut held = Ratio::whole(0);
-            for (holding, unit) in contract.collateral.iter().zip(&marking.units) {
-                held = held.checked_add(unit.checked_mul(Ratio::whole(holding.quantity))?)?;
-            }
             let moves = CollateralMoves {
                 date,
                 moves: moves.into(),
-                held: held.round_to_scale(2, Rounding::HalfUp)?,
+                held: marking.target_value,
             };
             record(ctx, contract, RepoEvent::MarginCallSettled(moves));
         }
         Err(Halt::Reject(rejection)) => {
             ctx.rollback(checkpoint);
-            contract.in_default = true;
+            // Default is the borrower lacking units; a frozen account or asset is recorded but
+            // gives the lender no right to close out.
+            contract.in_default |= rejection.code == RejectionCode::InsufficientBalance;
             let failure = Failure {
                 date,
                 reason: rejection.code,
@@ -773,7 +805,7 @@ pub(crate) fn substitute(ctx: &mut Ctx<'_, '_>, op: &SubstituteCollateral) -> St
         return Err(RejectionCode::InvalidOperation.into());
     }
     let date = latest_closed(ctx)?;
-    let mut keys = contract_keys(&contract, date);
+    let mut keys = contract_keys(&contract, Some(date));
     let lender = contract.terms.lender_account;
     keys.extend([
         StateKey::Price(date, op.add),
@@ -880,6 +912,33 @@ fn date_of(time_ms: u64) -> BusinessDate {
     (year * 10_000 + month * 100 + day) as BusinessDate
 }
 
+/// Whether `operation` may take a contract out of the open book.
+pub(crate) fn may_close(operation: &kessai_types::Operation) -> bool {
+    matches!(
+        operation,
+        kessai_types::Operation::RepoAction(RepoAction {
+            step: RepoStep::Mature | RepoStep::Terminate | RepoStep::CloseOut,
+            ..
+        })
+    )
+}
+
+/// Name the top `closing` open slots and their contracts, which the block's `closing` contract
+/// closings may move (each moves the top slot's contract into its own slot): fetched in two
+/// rounds, rather than two rounds per closing one after another.
+pub(crate) fn prefetch_top_slots(ctx: &mut Ctx<'_, '_>, closing: u64) -> Step<()> {
+    let open = book(ctx)?.open;
+    let slots = open.saturating_sub(closing)..open;
+    ctx.touch(slots.clone().map(StateKey::RepoSlot))?;
+    let mut ids = Vec::new();
+    for slot in slots {
+        if let Some(StateValue::RepoSlot(id)) = ctx.read(&StateKey::RepoSlot(slot))? {
+            ids.push(StateKey::Repo(id));
+        }
+    }
+    ctx.touch(ids)
+}
+
 /// Mark the next contracts of the walk in progress, if any. Every key the batch needs is
 /// fetched in a few grouped rounds.
 pub(crate) fn mark_walk(ctx: &mut Ctx<'_, '_>) -> Step<()> {
@@ -905,10 +964,17 @@ pub(crate) fn mark_walk(ctx: &mut Ctx<'_, '_>) -> Step<()> {
             contracts.push(contract);
         }
     }
-    ctx.touch(contracts.iter().flat_map(|c| contract_keys(c, walk.date)))?;
+    ctx.touch(
+        contracts
+            .iter()
+            .flat_map(|c| contract_keys(c, Some(walk.date))),
+    )?;
     let mut complete = true;
-    for mut contract in contracts {
-        let checkpoint = ctx.checkpoint();
+    for original in contracts {
+        // Each contract on its own overlay: what it fails to do is undone without copying the
+        // batch's writes.
+        ctx.flush();
+        let mut contract = original.clone();
         match value(ctx, &contract, walk.date).and_then(|marking| {
             mark(ctx, &mut contract, marking)?;
             Ok(())
@@ -916,12 +982,13 @@ pub(crate) fn mark_walk(ctx: &mut Ctx<'_, '_>) -> Step<()> {
             Ok(()) => {}
             Err(Halt::Missing) => {
                 // Keep going, so that every contract's missing keys are fetched in one round.
-                ctx.rollback(checkpoint);
+                ctx.rollback(WriteSet::new());
                 complete = false;
                 continue;
             }
             Err(Halt::Reject(rejection)) => {
-                ctx.rollback(checkpoint);
+                ctx.rollback(WriteSet::new());
+                contract = original;
                 contract.marked_date = walk.date;
                 let failure = Failure {
                     date: walk.date,
