@@ -5,7 +5,10 @@
 //! Used by tests, the crash-recovery writer and the benchmarks. Accounts are owned by a smaller
 //! set of parties so that a million accounts do not need a million signing keys.
 
-use crate::{genesis::Genesis, key::Parameters};
+use crate::{
+    genesis::Genesis,
+    key::{Chain, Parameters, TIME_BUCKET_MS},
+};
 use kessai_types::{
     Account, AccountId, Asset, AssetClass, AssetId, BusinessDate, CollateralWeight, DayCount,
     Decimal, Expiry, FxEntry, Leg, Operation, Party, PartyId, PriceEntry, PrivateKey,
@@ -197,6 +200,11 @@ const KIND_PRICES: u8 = 4;
 
 /// The first business date of [`RepoWorkload`]: day 0, on which every contract starts.
 pub const REPO_FIRST_DATE: BusinessDate = 20240101;
+/// The genesis time of [`RepoWorkload`]: the start of [`REPO_FIRST_DATE`] (UTC).
+pub const REPO_GENESIS_MS: u64 = 1_704_067_200_000;
+const MS_PER_DAY: u64 = 86_400_000;
+/// Each day's prices close at 18:00 UTC.
+const CLOSE_AFTER_MS: u64 = 18 * 3_600_000;
 
 /// A book of open repo contracts, all marked to a new business date every day with a margin call
 /// due on each (the worst case of the mark-to-market walk).
@@ -210,15 +218,18 @@ pub const REPO_FIRST_DATE: BusinessDate = 20240101;
 /// alone (10,000 bps), valued in USD with a 2 % haircut and a zero threshold, open-ended, with
 /// the fee in `USD`. Borrowers hold about four times the stock their contracts ever need.
 ///
-/// The setup blocks ([`Self::setup_block`]) publish and close day 0's prices, then register
-/// every contract (the borrower submits; the contract id is the registering transaction's id),
-/// approve it (the lender signs) and start it, at most `block_transactions_max` transactions a
-/// block. Then [`Self::prices`] closes day `d` (1, 2, ...): `BUND` and EUR/USD stay put while
-/// `STOCK` alternates between 99.00 (odd days: every borrower delivers more shares) and 100.00
-/// (even days: every lender returns the excess), so each marking settles a margin call.
+/// The genesis is at [`REPO_GENESIS_MS`]. The setup blocks ([`Self::setup_block`], a second
+/// apart) publish and close day 0's prices, then register every contract (the borrower submits;
+/// the contract id is the registering transaction's id), approve it (the lender signs) and start
+/// it, at most `block_transactions_max` transactions a block. Then [`Self::prices`] closes day
+/// `d` (1, 2, ...; [`Self::business_date`]) in a block at [`Self::close_time`]: `BUND` and
+/// EUR/USD stay put while `STOCK` alternates between 99.00 (odd days: every borrower delivers
+/// more shares) and 100.00 (even days: every lender returns the excess), so each marking settles
+/// a margin call.
 ///
-/// Every transaction expires as late as the network allows (`expiry_horizon_ms` after its block),
-/// so no replay record expires, and no walk block prunes any, within the first day of block time.
+/// Every transaction expires `expiry_horizon_blocks` (100,000 by default) after its block, the
+/// latest the network allows: block time jumps a day between closes, so a time expiry would let
+/// the setup's replay records expire, and their pruning would share the walk's blocks.
 pub struct RepoWorkload {
     pub genesis: Genesis,
     pub bond: AssetId,
@@ -233,8 +244,8 @@ pub struct RepoWorkload {
 
 impl RepoWorkload {
     /// `contracts` contracts between `parties` parties (half lenders, half borrowers; at least
-    /// two), the genesis at `time_ms`.
-    pub fn new(contracts: usize, parties: usize, time_ms: u64) -> Self {
+    /// two).
+    pub fn new(contracts: usize, parties: usize) -> Self {
         assert!(contracts > 0 && parties >= 2);
         let side = parties / 2;
         let lenders: Vec<Trader> = (0..side)
@@ -248,7 +259,10 @@ impl RepoWorkload {
             key: PrivateKey::from_seed(3),
             account: AccountId::new("ORACLE/1").unwrap(),
         };
-        let (governor, csd) = (PartyId::new("GOVERNOR").unwrap(), PartyId::new("CSD").unwrap());
+        let (governor, csd) = (
+            PartyId::new("GOVERNOR").unwrap(),
+            PartyId::new("CSD").unwrap(),
+        );
         let (bond, stock, cash) = (
             AssetId::new("BUND").unwrap(),
             AssetId::new("STOCK").unwrap(),
@@ -261,7 +275,11 @@ impl RepoWorkload {
             kyc: None,
         };
         let mut parties = vec![
-            party(governor, &PrivateKey::from_seed(1), &[Role::NetworkGovernor]),
+            party(
+                governor,
+                &PrivateKey::from_seed(1),
+                &[Role::NetworkGovernor],
+            ),
             party(csd, &PrivateKey::from_seed(2), &[Role::TokenAdministrator]),
             party(oracle.party, &oracle.key, &[Role::PriceOracle]),
         ];
@@ -304,7 +322,10 @@ impl RepoWorkload {
             .chain(borrowers.iter().map(|t| {
                 (
                     t,
-                    vec![(stock, per_party * 100_000), (cash, per_party * 100_000_000)],
+                    vec![
+                        (stock, per_party * 100_000),
+                        (cash, per_party * 100_000_000),
+                    ],
                 )
             }))
         {
@@ -317,7 +338,7 @@ impl RepoWorkload {
         }
         let genesis = Genesis {
             parameters: Parameters::default(),
-            time_ms,
+            time_ms: REPO_GENESIS_MS,
             parties,
             assets,
             accounts,
@@ -345,9 +366,26 @@ impl RepoWorkload {
         &self.contracts
     }
 
-    /// The time of block `height`: [`BLOCK_INTERVAL_MS`] apart, from the genesis.
-    pub fn block_time(&self, height: u64) -> u64 {
+    /// The time of setup block `height`: [`BLOCK_INTERVAL_MS`] apart, from the genesis.
+    fn setup_time(&self, height: u64) -> u64 {
         self.genesis.time_ms + height * BLOCK_INTERVAL_MS
+    }
+
+    /// The time of the block that closes day `day` (1, 2, ...): 18:00 UTC on its date.
+    ///
+    /// Block time jumps about a day from one close to the next. A real chain makes blocks all
+    /// day long, so its expiry pruning keeps up with the clock; here the next blocks would each
+    /// skip up to `PRUNE_BUCKETS_PER_BLOCK_MAX` (256) empty one-minute buckets, an extra read
+    /// round, until they caught up. Before the close, apply empty blocks a second earlier until
+    /// [`Self::pruning_caught_up`].
+    pub fn close_time(&self, day: u32) -> u64 {
+        self.genesis.time_ms + day as u64 * MS_PER_DAY + CLOSE_AFTER_MS
+    }
+
+    /// Whether a ledger at `chain` has pruned up to a second before day `day`'s close.
+    pub fn pruning_caught_up(&self, day: u32, chain: Chain) -> bool {
+        let before = self.close_time(day) - BLOCK_INTERVAL_MS;
+        chain.time_ms >= before && chain.time_cursor.bucket >= before / TIME_BUCKET_MS
     }
 
     fn chunk(&self) -> usize {
@@ -368,14 +406,14 @@ impl RepoWorkload {
     /// Height 1 closes day 0; then come the registrations, the approvals and the starts.
     pub fn setup_block(&self, height: u64) -> (u64, Vec<Transaction>) {
         assert!((1..=self.setup_blocks()).contains(&height));
-        let time_ms = self.block_time(height);
+        let time_ms = self.setup_time(height);
         if height == 1 {
-            return (time_ms, vec![self.prices(0, time_ms)]);
+            return (time_ms, vec![self.prices(0, height)]);
         }
         let stage = (height - 2) / self.stage_blocks();
         let chunk = ((height - 2) % self.stage_blocks()) as usize * self.chunk();
         let indices = chunk..(chunk + self.chunk()).min(self.contracts.len());
-        let expiry = self.expiry(time_ms);
+        let expiry = self.expiry(height);
         let transactions = indices
             .map(|index| match stage {
                 0 => {
@@ -392,7 +430,7 @@ impl RepoWorkload {
                         network: self.genesis.parameters.network,
                         submitter: trader.party,
                         unique_id: unique_id(kind, index as u64),
-                        expiry: Expiry::TimeMs(expiry),
+                        expiry,
                         operation: Operation::RepoAction(RepoAction {
                             contract: self.contracts[index],
                             step,
@@ -405,14 +443,15 @@ impl RepoWorkload {
         (time_ms, transactions)
     }
 
-    /// The closing prices of day `day` (see [`Self::business_date`]), for a block at `time_ms`:
-    /// `BUND` 98.811, EUR/USD 1.09253, `STOCK` per [`Self::stock_price`]; `close` starts the walk.
-    pub fn prices(&self, day: u32, time_ms: u64) -> Transaction {
+    /// The closing prices of day `day` (see [`Self::business_date`]), for the block at `height`
+    /// (from [`Self::close_time`] on): `BUND` 98.811, EUR/USD 1.09253, `STOCK` per
+    /// [`Self::stock_price`]; `close` starts the walk.
+    pub fn prices(&self, day: u32, height: u64) -> Transaction {
         let body = TxBody {
             network: self.genesis.parameters.network,
             submitter: self.oracle.party,
             unique_id: unique_id(KIND_PRICES, day as u64),
-            expiry: Expiry::TimeMs(self.expiry(time_ms)),
+            expiry: self.expiry(height),
             operation: Operation::PublishPrices(PublishPrices {
                 date: Self::business_date(day),
                 prices: vec![
@@ -459,7 +498,7 @@ impl RepoWorkload {
 
     /// `STOCK`'s closing price on day `day`: 100.00 on even days, 99.00 on odd ones.
     pub fn stock_price(day: u32) -> Decimal {
-        Decimal::new(if day % 2 == 0 { 10_000 } else { 9_900 }, 2).unwrap()
+        Decimal::new(if day.is_multiple_of(2) { 10_000 } else { 9_900 }, 2).unwrap()
     }
 
     fn lender(&self, index: usize) -> &Trader {
@@ -471,20 +510,21 @@ impl RepoWorkload {
         &self.borrowers[(index + index / side) % side]
     }
 
-    fn expiry(&self, time_ms: u64) -> u64 {
-        time_ms + self.genesis.parameters.expiry_horizon_ms
+    /// The expiry of a transaction for the block at `height`.
+    fn expiry(&self, height: u64) -> Expiry {
+        Expiry::Height(height + self.genesis.parameters.expiry_horizon_blocks)
     }
 
     /// The body registering contract `index` in its setup block (its id is the contract's).
     fn registration(&self, index: usize) -> TxBody {
         let (lender, borrower) = (self.lender(index), self.borrower(index));
         let start_ms = self.genesis.time_ms;
-        let expiry = self.expiry(self.block_time(2 + (index / self.chunk()) as u64));
+        let expiry = self.expiry(2 + (index / self.chunk()) as u64);
         TxBody {
             network: self.genesis.parameters.network,
             submitter: borrower.party,
             unique_id: unique_id(KIND_REGISTER, index as u64),
-            expiry: Expiry::TimeMs(expiry),
+            expiry,
             operation: Operation::RegisterRepo(RepoTerms {
                 lender: lender.party,
                 lender_account: lender.account,
@@ -537,25 +577,42 @@ mod tests {
     #[test]
     fn every_contract_opens_and_settles_a_call_each_day() {
         let contracts = 1_500;
-        let workload = RepoWorkload::new(contracts, 20, 1_700_000_000_000);
+        let workload = RepoWorkload::new(contracts, 20);
         let mut ledger = MemoryLedger::new(&workload.genesis).unwrap();
         for height in 1..=workload.setup_blocks() {
             let (time_ms, transactions) = workload.setup_block(height);
             let outcomes = ledger.apply(time_ms, &verify_transactions(transactions, &Sequential));
-            assert!(outcomes.iter().all(|o| o.rejection.is_none()), "{outcomes:?}");
+            assert!(
+                outcomes.iter().all(|o| o.rejection.is_none()),
+                "{height}: {outcomes:?}"
+            );
         }
         let book = |ledger: &MemoryLedger| match ledger.get(&StateKey::RepoBook) {
             Some(StateValue::RepoBook(book)) => *book,
             other => panic!("no repo book: {other:?}"),
         };
         assert_eq!(book(&ledger).open, contracts as u64);
+        let chain = |ledger: &MemoryLedger| match ledger.get(&StateKey::Chain) {
+            Some(StateValue::Chain(chain)) => *chain,
+            other => panic!("no chain record: {other:?}"),
+        };
         for day in 1..=2 {
-            let time_ms = workload.block_time(ledger.height() + 1);
-            let close = verify_transactions(vec![workload.prices(day, time_ms)], &Sequential);
+            let time_ms = workload.close_time(day);
+            let mut idle = 0;
+            while !workload.pruning_caught_up(day, chain(&ledger)) {
+                ledger.apply(time_ms - BLOCK_INTERVAL_MS, &[]);
+                idle += 1;
+            }
+            // A day (1,440 one-minute buckets) at most 256 a block.
+            assert!(idle <= 11, "{idle} idle blocks");
+            let close = vec![workload.prices(day, ledger.height() + 1)];
+            let close = verify_transactions(close, &Sequential);
             assert!(ledger.apply(time_ms, &close)[0].rejection.is_none());
             let blocks = (contracts as u64).div_ceil(REPO_MARKS_PER_BLOCK_MAX);
-            for _ in 0..blocks {
-                ledger.apply(workload.block_time(ledger.height() + 1), &[]);
+            for block in 1..=blocks {
+                ledger.apply(time_ms + block * BLOCK_INTERVAL_MS, &[]);
+                // The read set, then the slots, the contracts, their keys and the FX rates.
+                assert!(ledger.last_rounds() <= 5, "{} rounds", ledger.last_rounds());
             }
             assert_eq!(
                 book(&ledger),
