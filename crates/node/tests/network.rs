@@ -741,12 +741,17 @@ async fn repo_sample(client: &reqwest::Client, api: &str, keystore: &std::path::
     assert_eq!(status, 404);
 }
 
-/// Read server-sent events until `count` repo events came; return their names.
-async fn read_repo_events(client: &reqwest::Client, url: &str, count: usize) -> Vec<String> {
-    let mut response = client.get(url).send().await.unwrap();
+/// Read server-sent events from `response` and keep what `pick` takes from each, until it has
+/// taken `count`.
+async fn read_sse<T>(
+    mut response: reqwest::Response,
+    count: usize,
+    pick: impl Fn(&str) -> Option<T>,
+) -> Vec<T> {
+    assert_eq!(response.status().as_u16(), 200);
     let mut text = String::new();
-    let mut names = Vec::new();
-    while names.len() < count {
+    let mut picked = Vec::new();
+    while picked.len() < count {
         let chunk = tokio::time::timeout(Duration::from_secs(30), response.chunk())
             .await
             .expect("an event in time")
@@ -755,17 +760,25 @@ async fn read_repo_events(client: &reqwest::Client, url: &str, count: usize) -> 
         text.push_str(&String::from_utf8_lossy(&chunk));
         while let Some(end) = text.find("\n\n") {
             let event: String = text.drain(..end + 2).collect();
-            if event.lines().any(|line| line == "event: repo") {
-                let data = event
-                    .lines()
-                    .find_map(|line| line.strip_prefix("data: "))
-                    .unwrap();
-                let body: Value = serde_json::from_str(data).unwrap();
-                names.push(body["event"].as_str().unwrap().to_string());
-            }
+            picked.extend(pick(&event));
         }
     }
-    names
+    picked.truncate(count);
+    picked
+}
+
+/// Read server-sent events until `count` repo events came; return their names.
+async fn read_repo_events(client: &reqwest::Client, url: &str, count: usize) -> Vec<String> {
+    let response = client.get(url).send().await.unwrap();
+    read_sse(response, count, |event| {
+        let data = event.lines().find_map(|line| line.strip_prefix("data: "))?;
+        if !event.lines().any(|line| line == "event: repo") {
+            return None;
+        }
+        let body: Value = serde_json::from_str(data).unwrap();
+        Some(body["event"].as_str().unwrap().to_string())
+    })
+    .await
 }
 
 /// Read `count` server-sent events and return their ids.
@@ -779,26 +792,11 @@ async fn read_events(
     if let Some(id) = last_event_id {
         request = request.header("last-event-id", id.to_string());
     }
-    let mut response = request.send().await.unwrap();
-    assert_eq!(response.status().as_u16(), 200);
-    let mut text = String::new();
-    let mut ids = Vec::new();
-    while ids.len() < count {
-        let chunk = tokio::time::timeout(Duration::from_secs(30), response.chunk())
-            .await
-            .expect("an event in time")
-            .unwrap()
-            .expect("stream open");
-        text.push_str(&String::from_utf8_lossy(&chunk));
-        while let Some(end) = text.find("\n\n") {
-            let event: String = text.drain(..end + 2).collect();
-            if let Some(line) = event.lines().find(|l| l.starts_with("id:")) {
-                ids.push(line[3..].trim().parse().unwrap());
-            }
-        }
-    }
-    ids.truncate(count);
-    ids
+    read_sse(request.send().await.unwrap(), count, |event| {
+        let line = event.lines().find(|l| l.starts_with("id:"))?;
+        Some(line[3..].trim().parse().unwrap())
+    })
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
