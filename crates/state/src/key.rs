@@ -3,13 +3,11 @@
 //! Every record lives under a typed [`StateKey`]; storage addresses it by the SHA-256 of the key's
 //! encoding. Values are tagged so that a record decodes without knowing its key.
 
-use commonware_codec::{Encode, EncodeSize, Error, Read, Write};
+use commonware_codec::{Encode, EncodeSize, Error, Write};
 use kessai_types::{
     Account, AccountId, Asset, AssetId, Balance, BusinessDate, Currency, Decimal, Hash32, Lien,
     Party, PartyId, PublicKey, Rejection, RepoContract, RepoEventRecord, TxId, UniqueId,
-    codec::{read_seq, seq_size, write_seq},
-    codec_enum, codec_struct,
-    transaction::VALIDATORS_MAX,
+    codec_enum, codec_seq, codec_struct, transaction::VALIDATORS_MAX,
 };
 
 /// Which clock an expiry bucket follows.
@@ -226,22 +224,7 @@ pub struct ExpiryEntries(pub Vec<(PartyId, UniqueId)>);
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ValidatorSet(pub Vec<PublicKey>);
 
-impl Write for ValidatorSet {
-    fn write(&self, buf: &mut impl bytes::BufMut) {
-        write_seq(&self.0, buf)
-    }
-}
-impl EncodeSize for ValidatorSet {
-    fn encode_size(&self) -> usize {
-        seq_size(&self.0)
-    }
-}
-impl Read for ValidatorSet {
-    type Cfg = ();
-    fn read_cfg(buf: &mut impl commonware_codec::Buf, _: &()) -> Result<Self, Error> {
-        read_seq(buf, VALIDATORS_MAX).map(ValidatorSet)
-    }
-}
+codec_seq!(ValidatorSet { 0 }, VALIDATORS_MAX);
 
 impl Parameters {
     /// The epoch `height` belongs to.
@@ -258,22 +241,7 @@ impl Parameters {
 /// The most replay keys one entry list holds: one block's transactions.
 pub const EXPIRY_ENTRIES_MAX: usize = 1_000_000;
 
-impl Write for ExpiryEntries {
-    fn write(&self, buf: &mut impl bytes::BufMut) {
-        write_seq(&self.0, buf)
-    }
-}
-impl EncodeSize for ExpiryEntries {
-    fn encode_size(&self) -> usize {
-        seq_size(&self.0)
-    }
-}
-impl Read for ExpiryEntries {
-    type Cfg = ();
-    fn read_cfg(buf: &mut impl commonware_codec::Buf, _: &()) -> Result<Self, Error> {
-        read_seq(buf, EXPIRY_ENTRIES_MAX).map(ExpiryEntries)
-    }
-}
+codec_seq!(ExpiryEntries { 0 }, EXPIRY_ENTRIES_MAX);
 
 /// Every record the state holds.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -108,6 +108,35 @@ macro_rules! codec_enum {
     (@read $name:ident $variant:ident $buf:ident) => { $name::$variant };
 }
 
+/// Implement the codec for a struct whose one field is a vector of at most `$max` items,
+/// encoded length-prefixed (`codec_seq!(Bundle { legs }, 1024)`, or `{ 0 }` for a tuple struct).
+#[macro_export]
+macro_rules! codec_seq {
+    ($name:ident { $field:tt }, $max:expr) => {
+        impl commonware_codec::Write for $name {
+            fn write(&self, buf: &mut impl bytes::BufMut) {
+                $crate::codec::write_seq(&self.$field, buf)
+            }
+        }
+        impl commonware_codec::EncodeSize for $name {
+            fn encode_size(&self) -> usize {
+                $crate::codec::seq_size(&self.$field)
+            }
+        }
+        impl commonware_codec::Read for $name {
+            type Cfg = ();
+            fn read_cfg(
+                buf: &mut impl commonware_codec::Buf,
+                _: &(),
+            ) -> Result<Self, commonware_codec::Error> {
+                Ok(Self {
+                    $field: $crate::codec::read_seq(buf, $max)?,
+                })
+            }
+        }
+    };
+}
+
 /// A vector of at most `MAX` items, encoded length-prefixed: a record field whose bound is
 /// written in its type.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

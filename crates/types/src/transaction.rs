@@ -179,24 +179,7 @@ pub struct Bundle {
     pub legs: Vec<Leg>,
 }
 
-impl Write for Bundle {
-    fn write(&self, buf: &mut impl BufMut) {
-        write_seq(&self.legs, buf)
-    }
-}
-impl EncodeSize for Bundle {
-    fn encode_size(&self) -> usize {
-        seq_size(&self.legs)
-    }
-}
-impl Read for Bundle {
-    type Cfg = ();
-    fn read_cfg(buf: &mut impl Buf, _: &()) -> Result<Self, Error> {
-        Ok(Bundle {
-            legs: read_seq(buf, BUNDLE_LEGS_MAX_ENCODED)?,
-        })
-    }
-}
+crate::codec_seq!(Bundle { legs }, BUNDLE_LEGS_MAX_ENCODED);
 
 /// The consensus keys that validate from the next epoch boundary on (M-of-N governors). The
 /// whole set is named, in any order; the ledger keeps it sorted.
@@ -205,24 +188,7 @@ pub struct SetValidators {
     pub validators: Vec<PublicKey>,
 }
 
-impl Write for SetValidators {
-    fn write(&self, buf: &mut impl BufMut) {
-        write_seq(&self.validators, buf)
-    }
-}
-impl EncodeSize for SetValidators {
-    fn encode_size(&self) -> usize {
-        seq_size(&self.validators)
-    }
-}
-impl Read for SetValidators {
-    type Cfg = ();
-    fn read_cfg(buf: &mut impl Buf, _: &()) -> Result<Self, Error> {
-        Ok(SetValidators {
-            validators: read_seq(buf, VALIDATORS_MAX)?,
-        })
-    }
-}
+crate::codec_seq!(SetValidators { validators }, VALIDATORS_MAX);
 
 /// Everything a transaction can do.
 #[derive(Clone, Debug, PartialEq, Eq)]
