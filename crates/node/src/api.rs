@@ -770,6 +770,26 @@ async fn ready(State(api): State<Api>) -> Response {
     }
 }
 
+/// This process's CPU seconds and resident bytes, from `/proc` (Linux; `None` elsewhere).
+fn process_usage() -> Option<(f64, f64)> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name (which may hold spaces), counted from the 3rd: utime is the
+    // 14th field and stime the 15th, in clock ticks.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+    // SAFETY: sysconf has no preconditions.
+    let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    let pages: f64 = std::fs::read_to_string("/proc/self/statm")
+        .ok()?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()?;
+    // SAFETY: sysconf has no preconditions.
+    let page_bytes = unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as f64;
+    (per_second > 0.0).then_some((ticks / per_second, pages * page_bytes))
+}
+
 async fn metrics(State(api): State<Api>) -> Response {
     let applied = api.store.applied();
     let (transactions, bytes) = api.mempool.size();
@@ -837,6 +857,26 @@ async fn metrics(State(api): State<Api>) -> Response {
         text.push_str(&format!(
             "# HELP kessai_{name} {help}\n# TYPE kessai_{name} {kind}\nkessai_{name} {value}\n"
         ));
+    }
+    if let Some((cpu_seconds, resident_bytes)) = process_usage() {
+        for (name, help, kind, value) in [
+            (
+                "process_cpu_seconds_total",
+                "CPU time of this process, user and system.",
+                "counter",
+                cpu_seconds,
+            ),
+            (
+                "process_resident_memory_bytes",
+                "Resident memory of this process.",
+                "gauge",
+                resident_bytes,
+            ),
+        ] {
+            text.push_str(&format!(
+                "# HELP kessai_{name} {help}\n# TYPE kessai_{name} {kind}\nkessai_{name} {value}\n"
+            ));
+        }
     }
     text.push_str(&(api.runtime_metrics)());
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()

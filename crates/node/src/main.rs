@@ -48,6 +48,43 @@ enum Command {
         #[command(subcommand)]
         command: TxCommand,
     },
+    /// Load a running network through its API and report throughput, latency to finality and
+    /// the nodes' CPU and memory (a setup phase first opens and funds the bench accounts).
+    Bench {
+        /// A node's API; repeat to spread requests over several nodes (the first one's event
+        /// stream is watched). Default: the devnet's four validators.
+        #[arg(long = "api")]
+        apis: Vec<String>,
+        #[arg(
+            long,
+            env = "KESSAI_KEYSTORE",
+            default_value = ".kessai/devnet/keystore.json"
+        )]
+        keystore: PathBuf,
+        #[arg(long, value_enum, default_value = "transfer")]
+        workload: kessai::bench::Workload,
+        /// Bench accounts `BENCH/0..N`, opened and funded by the setup phase if missing.
+        #[arg(long, default_value_t = 10_000)]
+        accounts: usize,
+        /// Transactions in the timed run.
+        #[arg(long, default_value_t = 20_000)]
+        count: usize,
+        /// Closed loop: clients; open loop: the most requests in flight.
+        #[arg(long, default_value_t = 64)]
+        concurrency: usize,
+        /// Offered transactions per second (open loop); without it, closed loop.
+        #[arg(long)]
+        rate: Option<f64>,
+        /// Transactions per request (above 1, the batch endpoint).
+        #[arg(long, default_value_t = 1)]
+        batch: usize,
+        /// Write the report as JSON here too.
+        #[arg(long)]
+        report: Option<PathBuf>,
+        /// Seconds to wait for the last transactions to become final.
+        #[arg(long, default_value_t = 120)]
+        timeout_secs: u64,
+    },
     /// Query the finalized ledger.
     Query {
         #[command(flatten)]
@@ -350,6 +387,44 @@ fn main() -> anyhow::Result<()> {
         Command::Devnet { network } => runtime()?.block_on(devnet::devnet(init_options(network))),
         Command::Tx { client, command } => runtime()?.block_on(tx(client, command)),
         Command::Query { client, command } => runtime()?.block_on(query(client, command)),
+        Command::Bench {
+            apis,
+            keystore,
+            workload,
+            accounts,
+            count,
+            concurrency,
+            rate,
+            batch,
+            report,
+            timeout_secs,
+        } => {
+            let apis = if apis.is_empty() {
+                (0..4)
+                    .map(|i| format!("http://127.0.0.1:{}", 7200 + i))
+                    .collect()
+            } else {
+                apis
+            };
+            let options = kessai::bench::BenchOptions {
+                apis,
+                keys: keystore::Keystore::open(&keystore, &keystore::passphrase()?)?,
+                workload,
+                accounts,
+                count,
+                concurrency,
+                rate,
+                batch,
+                timeout: std::time::Duration::from_secs(timeout_secs),
+                progress: true,
+            };
+            let value = runtime()?.block_on(kessai::bench::run(options))?;
+            print!("{}", kessai::bench::table(&value));
+            if let Some(path) = report {
+                std::fs::write(&path, serde_json::to_string_pretty(&value)?)?;
+            }
+            Ok(())
+        }
     }
 }
 

@@ -521,6 +521,43 @@ async fn api_checks(
     assert_eq!(resumed, vec![3, 4]);
 }
 
+/// A tiny `kessai bench` run, so that it keeps working: setup of 100 accounts, then 300 DvP
+/// transactions in batches of 10 over two nodes, all final and accepted (no timing asserted).
+fn bench_smoke(network: &Network) {
+    let report = network.dir.path().join("bench.json");
+    let out = cli(
+        &network.api(0),
+        &network.dir.path().join("keystore.json"),
+        &[
+            "bench",
+            "--api",
+            &network.api(0),
+            "--api",
+            &network.api(1),
+            "--workload",
+            "dvp",
+            "--accounts",
+            "100",
+            "--count",
+            "300",
+            "--batch",
+            "10",
+            "--concurrency",
+            "4",
+            "--report",
+            report.to_str().unwrap(),
+        ],
+    );
+    let report: Value = serde_json::from_str(&std::fs::read_to_string(report).unwrap()).unwrap();
+    assert_eq!(report["finalized"], 300, "{out}");
+    assert_eq!(report["outcomes"], json!({"ACCEPTED": 300}), "{out}");
+    assert!(report["latency_ms"]["p50"].as_f64().unwrap() > 0.0, "{out}");
+    assert!(
+        report["nodes"][0]["rss_mib"].as_f64().unwrap() > 0.0,
+        "{out}"
+    );
+}
+
 /// Run the command line against `api` and return what it printed; it must succeed.
 fn cli(api: &str, keystore: &std::path::Path, args: &[&str]) -> String {
     let output = kessai()
@@ -824,6 +861,7 @@ async fn four_validator_processes_survive_a_kill() {
         &network.dir.path().join("keystore.json"),
     )
     .await;
+    bench_smoke(&network);
 
     // Transfers to every node, then kill -9 validator 3 and go on with the other three.
     let bank_a = keys.key(PartyId::new("BANK-A").unwrap()).unwrap();

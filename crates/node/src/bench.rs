@@ -1,0 +1,760 @@
+//! `kessai bench`: market-scale load against a running network, through its public API.
+//!
+//! Every transaction is generated and signed before the timed window (the signing cost is
+//! reported apart). Finality is observed on the event stream of the first node: a transaction's
+//! latency runs from the moment its request is sent to the moment the block that carries it
+//! arrives on the stream. Closed loop: `concurrency` clients each send a request and wait until
+//! all of its transactions are final. Open loop: requests leave at a fixed rate whatever
+//! happens, so queueing shows in the latency.
+//!
+//! A setup phase (not measured) opens the bench accounts `BENCH/0..N`, owned in turn by the
+//! demo participants, and funds each with JPY and JGB-10Y; it is skipped when they exist.
+
+use crate::keystore::Keystore;
+use commonware_codec::Encode;
+use futures::StreamExt as _;
+use kessai_types::{
+    AccountId, AssetId, Bundle, Expiry, Leg, OpenAccount, Operation, PartyId, PrivateKey,
+    SupplyChange, Transaction, TxBody, UniqueId,
+};
+use serde_json::{Value, json};
+use std::{
+    collections::{BTreeMap, HashMap},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::{Duration, Instant, SystemTime},
+};
+use tokio::sync::Notify;
+
+/// The demo participants that own the bench accounts, in turn.
+const OWNERS: [&str; 3] = ["BANK-A", "BANK-B", "CCP"];
+/// Opening balances of every bench account.
+const OPENING_JPY: u128 = 1_000_000_000_000;
+const OPENING_JGB: u128 = 1_000_000_000;
+/// Legs of a bulk bundle.
+const BULK_LEGS: usize = 50;
+/// Transactions per setup request (the API's batch limit).
+const SETUP_BATCH: usize = 10_000;
+/// Setup requests not yet final at any time.
+const SETUP_IN_FLIGHT: usize = 4;
+
+/// What each transaction of a run does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Workload {
+    /// One JPY transfer between two accounts drawn uniformly.
+    Transfer,
+    /// One JPY transfer with the hot account `BENCH/0` on one side (a CCP or cash agent).
+    Hot,
+    /// Delivery versus payment: JGB-10Y one way, JPY the other, two owners sign.
+    Dvp,
+    /// A bundle of 50 transfers between accounts drawn uniformly, settling all or nothing.
+    Bulk,
+}
+
+impl Workload {
+    fn name(self) -> &'static str {
+        match self {
+            Workload::Transfer => "transfer",
+            Workload::Hot => "hot",
+            Workload::Dvp => "dvp",
+            Workload::Bulk => "bulk",
+        }
+    }
+}
+
+pub struct BenchOptions {
+    /// The nodes' APIs: requests go to them in turn; the first one's event stream is watched.
+    pub apis: Vec<String>,
+    pub keys: Keystore,
+    pub workload: Workload,
+    pub accounts: usize,
+    pub count: usize,
+    /// Closed loop: clients; open loop: the most requests in flight.
+    pub concurrency: usize,
+    /// Transactions per second: open loop. `None`: closed loop.
+    pub rate: Option<f64>,
+    /// Transactions per request (above 1, the batch endpoint).
+    pub batch: usize,
+    /// How long to wait for the last transactions to become final.
+    pub timeout: Duration,
+    pub progress: bool,
+}
+
+/// SplitMix64: a fixed pseudo-random sequence, so that a run can be repeated.
+struct Mix(u64);
+impl Mix {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    fn below(&mut self, bound: usize) -> usize {
+        (self.next() % bound as u64) as usize
+    }
+}
+
+fn account(index: usize) -> AccountId {
+    AccountId::new(&format!("BENCH/{index}")).expect("a valid code")
+}
+
+fn owner(index: usize) -> PartyId {
+    PartyId::new(OWNERS[index % OWNERS.len()]).expect("a valid code")
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .expect("a clock after 1970")
+        .as_millis() as u64
+}
+
+/// Signs transactions for one network with the keystore's keys.
+struct Signer<'a> {
+    network: u32,
+    keys: &'a Keystore,
+    expiry: Expiry,
+}
+
+impl Signer<'_> {
+    fn sign(&self, signers: &[PartyId], operation: Operation) -> anyhow::Result<Transaction> {
+        let keys: Vec<(PartyId, &PrivateKey)> = signers
+            .iter()
+            .map(|party| Ok((*party, self.keys.key(*party)?)))
+            .collect::<anyhow::Result<_>>()?;
+        let body = TxBody {
+            network: self.network,
+            submitter: signers[0],
+            unique_id: UniqueId(rand::random()),
+            expiry: self.expiry,
+            operation,
+        };
+        Ok(Transaction::sign(body, &keys))
+    }
+
+    fn transaction(
+        &self,
+        workload: Workload,
+        accounts: usize,
+        mix: &mut Mix,
+    ) -> anyhow::Result<Transaction> {
+        let jpy = AssetId::new("JPY")?;
+        let pair = |mix: &mut Mix| {
+            let source = mix.below(accounts);
+            let target = (source + 1 + mix.below(accounts - 1)) % accounts;
+            (source, target)
+        };
+        let leg = |source: usize, target: usize, asset: AssetId, quantity: u128| Leg {
+            source: account(source),
+            target: account(target),
+            asset,
+            quantity,
+        };
+        match workload {
+            Workload::Transfer | Workload::Hot => {
+                let (mut source, mut target) = pair(mix);
+                if workload == Workload::Hot {
+                    let other = 1 + mix.below(accounts - 1);
+                    (source, target) = if mix.next() % 2 == 0 {
+                        (0, other)
+                    } else {
+                        (other, 0)
+                    };
+                }
+                self.sign(
+                    &[owner(source)],
+                    Operation::Transfer(leg(source, target, jpy, 1)),
+                )
+            }
+            Workload::Dvp => {
+                // Two accounts of different owners: the securities one way, the cash the other.
+                let seller = mix.below(accounts);
+                let buyer = loop {
+                    let candidate = mix.below(accounts);
+                    if owner(candidate) != owner(seller) {
+                        break candidate;
+                    }
+                };
+                let legs = vec![
+                    leg(seller, buyer, AssetId::new("JGB-10Y")?, 1),
+                    leg(buyer, seller, jpy, 100),
+                ];
+                self.sign(
+                    &[owner(seller), owner(buyer)],
+                    Operation::Bundle(Bundle { legs }),
+                )
+            }
+            Workload::Bulk => {
+                let mut legs = Vec::with_capacity(BULK_LEGS);
+                let mut signers = Vec::new();
+                for _ in 0..BULK_LEGS {
+                    let (source, target) = pair(mix);
+                    if !signers.contains(&owner(source)) {
+                        signers.push(owner(source));
+                    }
+                    legs.push(leg(source, target, jpy, 1));
+                }
+                self.sign(&signers, Operation::Bundle(Bundle { legs }))
+            }
+        }
+    }
+}
+
+/// What became of one submitted transaction.
+#[derive(Clone, Debug)]
+enum Outcome {
+    Accepted,
+    Rejected(String),
+    /// Refused at admission (never entered a block).
+    Refused(String),
+}
+
+/// A request's transactions not yet final; its client waits for none to be left.
+struct Waiter {
+    left: AtomicUsize,
+    done: Notify,
+}
+
+impl Waiter {
+    fn finish_one(&self) {
+        if self.left.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.done.notify_one();
+        }
+    }
+}
+
+/// Transactions sent and not yet final, and what became of the others.
+#[derive(Default)]
+struct Tracker {
+    pending: HashMap<String, (Instant, Arc<Waiter>)>,
+    latencies_ms: Vec<f64>,
+    outcomes: BTreeMap<String, usize>,
+    first_sent: Option<Instant>,
+    last_final: Option<Instant>,
+    finished: usize,
+}
+
+impl Tracker {
+    fn record(&mut self, outcome: &Outcome) {
+        let key = match outcome {
+            Outcome::Accepted => "ACCEPTED".to_string(),
+            Outcome::Rejected(code) => format!("REJECTED {code}"),
+            Outcome::Refused(code) => format!("REFUSED {code}"),
+        };
+        *self.outcomes.entry(key).or_default() += 1;
+        self.finished += 1;
+    }
+
+    /// A block arrived on the stream: its transactions of ours are final.
+    fn block(&mut self, block: &Value, at: Instant) {
+        for transaction in block["transactions"].as_array().into_iter().flatten() {
+            let Some(id) = transaction["id"].as_str() else {
+                continue;
+            };
+            let Some((sent, waiter)) = self.pending.remove(id) else {
+                continue;
+            };
+            self.latencies_ms
+                .push(at.duration_since(sent).as_secs_f64() * 1e3);
+            let outcome = match transaction["outcome"]["code"].as_str() {
+                Some(code) => Outcome::Rejected(code.to_string()),
+                None => Outcome::Accepted,
+            };
+            self.record(&outcome);
+            self.last_final = Some(at);
+            waiter.finish_one();
+        }
+    }
+}
+
+type Shared = Arc<Mutex<Tracker>>;
+
+/// Follow the first node's event stream from `from_height`, marking our transactions final.
+fn follow(
+    client: reqwest::Client,
+    api: String,
+    from_height: u64,
+    tracker: Shared,
+    progress: indicatif::ProgressBar,
+) -> tokio::task::JoinHandle<anyhow::Result<()>> {
+    tokio::spawn(async move {
+        let url = format!("{api}/v1/events?from_height={from_height}");
+        let response = client.get(url).send().await?.error_for_status()?;
+        let mut stream = response.bytes_stream();
+        let mut text = String::new();
+        while let Some(chunk) = stream.next().await {
+            text.push_str(&String::from_utf8_lossy(&chunk?));
+            while let Some(end) = text.find("\n\n") {
+                let event: String = text.drain(..end + 2).collect();
+                if !event.lines().any(|line| line == "event: block") {
+                    continue;
+                }
+                let Some(data) = event.lines().find_map(|line| line.strip_prefix("data: ")) else {
+                    continue;
+                };
+                let block: Value = serde_json::from_str(data)?;
+                let mut tracker = tracker.lock().expect("tracker lock");
+                tracker.block(&block, Instant::now());
+                progress.set_position(tracker.finished as u64);
+            }
+        }
+        Ok(())
+    })
+}
+
+/// Send one request of `transactions` to `api`; what the node refused is final at once.
+async fn send(
+    client: &reqwest::Client,
+    api: &str,
+    transactions: &[(String, String)],
+    tracker: &Shared,
+) -> anyhow::Result<Arc<Waiter>> {
+    let waiter = Arc::new(Waiter {
+        left: AtomicUsize::new(transactions.len()),
+        done: Notify::new(),
+    });
+    {
+        let mut tracker = tracker.lock().expect("tracker lock");
+        let now = Instant::now();
+        tracker.first_sent.get_or_insert(now);
+        for (id, _) in transactions {
+            tracker.pending.insert(id.clone(), (now, waiter.clone()));
+        }
+    }
+    let refusals: Vec<(usize, String)> = if transactions.len() == 1 {
+        let response = client
+            .post(format!("{api}/v1/transactions"))
+            .json(&json!({"transaction": transactions[0].1}))
+            .send()
+            .await?;
+        if response.status().is_success() {
+            Vec::new()
+        } else {
+            let body: Value = response.json().await?;
+            vec![(0, body["code"].as_str().unwrap_or("HTTP_ERROR").to_string())]
+        }
+    } else {
+        let hexes: Vec<&String> = transactions.iter().map(|(_, hex)| hex).collect();
+        let response = client
+            .post(format!("{api}/v1/transactions/batch"))
+            .json(&json!({"transactions": hexes}))
+            .send()
+            .await?;
+        let status = response.status();
+        let body: Value = response.json().await?;
+        if !status.is_success() {
+            let code = body["code"].as_str().unwrap_or("HTTP_ERROR").to_string();
+            (0..transactions.len())
+                .map(|index| (index, code.clone()))
+                .collect()
+        } else {
+            body["results"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .enumerate()
+                .filter_map(|(index, result)| {
+                    result["code"]
+                        .as_str()
+                        .map(|code| (index, code.to_string()))
+                })
+                .collect()
+        }
+    };
+    if !refusals.is_empty() {
+        let mut tracker = tracker.lock().expect("tracker lock");
+        for (index, code) in refusals {
+            if tracker.pending.remove(&transactions[index].0).is_some() {
+                tracker.record(&Outcome::Refused(code));
+                waiter.finish_one();
+            }
+        }
+    }
+    Ok(waiter)
+}
+
+async fn get(client: &reqwest::Client, url: &str) -> anyhow::Result<(u16, Value)> {
+    let response = client.get(url).send().await?;
+    let status = response.status().as_u16();
+    Ok((status, response.json().await.unwrap_or(Value::Null)))
+}
+
+/// A node's process CPU seconds and resident memory, from its `/metrics`.
+async fn node_usage(client: &reqwest::Client, api: &str) -> Option<(f64, f64)> {
+    let text = client
+        .get(format!("{api}/metrics"))
+        .send()
+        .await
+        .ok()?
+        .text()
+        .await
+        .ok()?;
+    let value = |name: &str| {
+        text.lines().find_map(|line| {
+            line.strip_prefix(name)?
+                .strip_prefix(' ')?
+                .trim()
+                .parse::<f64>()
+                .ok()
+        })
+    };
+    Some((
+        value("kessai_process_cpu_seconds_total")?,
+        value("kessai_process_resident_memory_bytes")?,
+    ))
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+fn encoded(transactions: Vec<Transaction>) -> Vec<(String, String)> {
+    transactions
+        .into_iter()
+        .map(|transaction| {
+            let id = transaction.body.id().to_hex();
+            (id, kessai_types::hex::encode(&transaction.encode()))
+        })
+        .collect()
+}
+
+/// Wait until every transaction of a request is final.
+async fn wait(waiter: Option<Arc<Waiter>>, timeout: Duration) -> anyhow::Result<()> {
+    let Some(waiter) = waiter else { return Ok(()) };
+    if waiter.left.load(Ordering::Acquire) > 0 {
+        tokio::time::timeout(timeout, waiter.done.notified())
+            .await
+            .map_err(|_| anyhow::anyhow!("transactions not final within {timeout:?}"))?;
+    }
+    Ok(())
+}
+
+/// Open and fund the bench accounts that do not exist yet (the last one's JGB balance tells).
+async fn setup(
+    options: &BenchOptions,
+    signer: &Signer<'_>,
+    client: &reqwest::Client,
+    tracker: &Shared,
+) -> anyhow::Result<Option<Duration>> {
+    let api = &options.apis[0];
+    let last = options.accounts - 1;
+    let (status, _) = get(
+        client,
+        &format!("{api}/v1/accounts/BENCH%2F{last}/balances/JGB-10Y"),
+    )
+    .await?;
+    if status == 200 {
+        return Ok(None);
+    }
+    let started = Instant::now();
+    let csd = PartyId::new("CSD")?;
+    let boj = PartyId::new("BOJ")?;
+    let (jpy, jgb) = (AssetId::new("JPY")?, AssetId::new("JGB-10Y")?);
+    // Accounts first (a block's issues need them), then the balances.
+    for phase in 0..2 {
+        let mut transactions = Vec::new();
+        for index in 0..options.accounts {
+            if phase == 0 {
+                let open = OpenAccount {
+                    account: account(index),
+                    owner: owner(index),
+                };
+                transactions.push(signer.sign(&[csd], Operation::OpenAccount(open))?);
+            } else {
+                for (admin, asset, quantity) in [(boj, jpy, OPENING_JPY), (csd, jgb, OPENING_JGB)] {
+                    let issue = SupplyChange {
+                        asset,
+                        account: account(index),
+                        quantity,
+                    };
+                    transactions.push(signer.sign(&[admin], Operation::Issue(issue))?);
+                }
+            }
+        }
+        // At most a few requests outstanding, so that the mempool never fills.
+        let mut waiters = std::collections::VecDeque::new();
+        for (index, chunk) in encoded(transactions).chunks(SETUP_BATCH).enumerate() {
+            if waiters.len() == SETUP_IN_FLIGHT {
+                wait(waiters.pop_front(), options.timeout).await?;
+            }
+            let api = &options.apis[index % options.apis.len()];
+            waiters.push_back(send(client, api, chunk, tracker).await?);
+        }
+        for waiter in waiters {
+            wait(Some(waiter), options.timeout).await?;
+        }
+        let mut tracker = tracker.lock().expect("tracker lock");
+        let failed: Vec<_> = tracker
+            .outcomes
+            .iter()
+            .filter(|(k, _)| *k != "ACCEPTED")
+            .collect();
+        anyhow::ensure!(failed.is_empty(), "setup failed: {failed:?}");
+        *tracker = Tracker::default();
+    }
+    Ok(Some(started.elapsed()))
+}
+
+/// Run the benchmark; returns the report.
+pub async fn run(mut options: BenchOptions) -> anyhow::Result<Value> {
+    anyhow::ensure!(options.accounts >= 2, "at least 2 accounts");
+    anyhow::ensure!(
+        options.batch >= 1 && options.concurrency >= 1,
+        "batch and concurrency are at least 1"
+    );
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(options.concurrency.max(8))
+        .build()?;
+    anyhow::ensure!(!options.apis.is_empty(), "no node API to load");
+    for api in &mut options.apis {
+        *api = api.trim_end_matches('/').to_string();
+    }
+    let (_, status) = get(&client, &format!("{}/v1/status", options.apis[0])).await?;
+    let network = status["network"]
+        .as_u64()
+        .ok_or_else(|| anyhow::anyhow!("no network id in /v1/status"))? as u32;
+    let signer = Signer {
+        network,
+        keys: &options.keys,
+        expiry: Expiry::TimeMs(now_ms() + 3_600_000),
+    };
+    let tracker: Shared = Arc::default();
+    let height = status["height"].as_u64().unwrap_or(0);
+    let hidden = indicatif::ProgressBar::hidden();
+    let follower = follow(
+        client.clone(),
+        options.apis[0].clone(),
+        height + 1,
+        tracker.clone(),
+        hidden,
+    );
+    let setup_time = setup(&options, &signer, &client, &tracker).await?;
+    follower.abort();
+    let (_, status) = get(&client, &format!("{}/v1/status", options.apis[0])).await?;
+    let height = status["height"].as_u64().unwrap_or(0);
+
+    // Generate and sign before the clock starts.
+    let signing = Instant::now();
+    let mut mix = Mix(42);
+    let transactions = (0..options.count)
+        .map(|_| signer.transaction(options.workload, options.accounts, &mut mix))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let signing = signing.elapsed();
+    let requests: Vec<Vec<(String, String)>> = encoded(transactions)
+        .chunks(options.batch)
+        .map(<[_]>::to_vec)
+        .collect();
+
+    let usage_before =
+        futures::future::join_all(options.apis.iter().map(|api| node_usage(&client, api))).await;
+    let progress = if options.progress {
+        indicatif::ProgressBar::new(options.count as u64)
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    progress.set_style(
+        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} final  {per_sec}  {elapsed}")
+            .expect("a valid template"),
+    );
+    let follower = follow(
+        client.clone(),
+        options.apis[0].clone(),
+        height + 1,
+        tracker.clone(),
+        progress.clone(),
+    );
+    let started = Instant::now();
+    let next = Arc::new(AtomicUsize::new(0));
+    let requests = Arc::new(requests);
+    let sending: Vec<tokio::task::JoinHandle<anyhow::Result<()>>> = match options.rate {
+        None => (0..options.concurrency)
+            .map(|client_index| {
+                let (client, tracker, next, requests) = (
+                    client.clone(),
+                    tracker.clone(),
+                    next.clone(),
+                    requests.clone(),
+                );
+                let apis = options.apis.clone();
+                tokio::spawn(async move {
+                    loop {
+                        let index = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(request) = requests.get(index) else {
+                            return Ok(());
+                        };
+                        let api = &apis[(client_index + index) % apis.len()];
+                        let waiter = send(&client, api, request, &tracker).await?;
+                        if waiter.left.load(Ordering::Acquire) > 0 {
+                            waiter.done.notified().await;
+                        }
+                    }
+                })
+            })
+            .collect(),
+        Some(rate) => {
+            let interval = Duration::from_secs_f64(options.batch as f64 / rate);
+            let in_flight = Arc::new(tokio::sync::Semaphore::new(options.concurrency));
+            let mut tasks = Vec::new();
+            for (index, _) in requests.iter().enumerate() {
+                tokio::time::sleep_until(tokio::time::Instant::from_std(
+                    started + interval * index as u32,
+                ))
+                .await;
+                let permit = in_flight.clone().acquire_owned().await?;
+                let (client, tracker, requests) =
+                    (client.clone(), tracker.clone(), requests.clone());
+                let api = options.apis[index % options.apis.len()].clone();
+                tasks.push(tokio::spawn(async move {
+                    send(&client, &api, &requests[index], &tracker).await?;
+                    drop(permit);
+                    Ok(())
+                }));
+            }
+            tasks
+        }
+    };
+    for task in sending {
+        task.await??;
+    }
+    let sent_for = started.elapsed();
+    let deadline = Instant::now() + options.timeout;
+    while tracker.lock().expect("tracker lock").finished < options.count
+        && Instant::now() < deadline
+    {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    progress.finish();
+    follower.abort();
+    let usage_after =
+        futures::future::join_all(options.apis.iter().map(|api| node_usage(&client, api))).await;
+
+    let tracker = tracker.lock().expect("tracker lock");
+    let mut latencies = tracker.latencies_ms.clone();
+    latencies.sort_by(f64::total_cmp);
+    let finalized = latencies.len();
+    let window = tracker
+        .last_final
+        .zip(tracker.first_sent)
+        .map_or(0.0, |(last, first)| {
+            last.duration_since(first).as_secs_f64()
+        });
+    let nodes: Vec<Value> = options
+        .apis
+        .iter()
+        .zip(usage_before.iter().zip(&usage_after))
+        .map(|(api, (before, after))| match (before, after) {
+            (Some((cpu_before, _)), Some((cpu_after, rss))) => json!({
+                "api": api,
+                "cpu_seconds": cpu_after - cpu_before,
+                "cpu_percent": (cpu_after - cpu_before) / window.max(1e-9) * 100.0,
+                "rss_mib": rss / 1048576.0,
+            }),
+            _ => json!({"api": api, "cpu_seconds": null, "cpu_percent": null, "rss_mib": null}),
+        })
+        .collect();
+    Ok(json!({
+        "workload": options.workload.name(),
+        "accounts": options.accounts,
+        "transactions": options.count,
+        "mode": match options.rate { Some(rate) => format!("open loop, {rate} tx/s offered"), None => format!("closed loop, {} clients", options.concurrency) },
+        "batch": options.batch,
+        "setup_seconds": setup_time.map(|t| t.as_secs_f64()),
+        "signing": {"seconds": signing.as_secs_f64(), "per_second": options.count as f64 / signing.as_secs_f64()},
+        "offered_per_second": options.count as f64 / sent_for.as_secs_f64(),
+        "finalized": finalized,
+        "finalized_per_second": finalized as f64 / window.max(1e-9),
+        "unfinished": options.count - tracker.finished,
+        "outcomes": tracker.outcomes,
+        "latency_ms": {
+            "p50": percentile(&latencies, 0.50),
+            "p90": percentile(&latencies, 0.90),
+            "p99": percentile(&latencies, 0.99),
+            "p99_9": percentile(&latencies, 0.999),
+            "max": latencies.last().copied().unwrap_or(f64::NAN),
+        },
+        "nodes": nodes,
+    }))
+}
+
+/// The report as a table for the terminal.
+pub fn table(report: &Value) -> String {
+    let mut out = String::new();
+    let mut line = |name: &str, value: String| out.push_str(&format!("{name:<28} {value}\n"));
+    line(
+        "workload",
+        format!(
+            "{} over {} accounts, {}",
+            report["workload"].as_str().unwrap_or(""),
+            report["accounts"],
+            report["mode"].as_str().unwrap_or("")
+        ),
+    );
+    if let Some(seconds) = report["setup_seconds"].as_f64() {
+        line("setup (not measured)", format!("{seconds:.1} s"));
+    }
+    line(
+        "transactions",
+        format!(
+            "{} in requests of {}",
+            report["transactions"], report["batch"]
+        ),
+    );
+    line(
+        "signing (before the clock)",
+        format!(
+            "{:.2} s, {:.0} tx/s",
+            report["signing"]["seconds"].as_f64().unwrap_or(0.0),
+            report["signing"]["per_second"].as_f64().unwrap_or(0.0)
+        ),
+    );
+    line(
+        "offered",
+        format!(
+            "{:.0} tx/s",
+            report["offered_per_second"].as_f64().unwrap_or(0.0)
+        ),
+    );
+    line(
+        "finalized",
+        format!(
+            "{} ({:.0} tx/s), {} unfinished",
+            report["finalized"],
+            report["finalized_per_second"].as_f64().unwrap_or(0.0),
+            report["unfinished"]
+        ),
+    );
+    for (outcome, count) in report["outcomes"].as_object().into_iter().flatten() {
+        line(&format!("  {outcome}"), count.to_string());
+    }
+    let latency = &report["latency_ms"];
+    line(
+        "latency to finality (ms)",
+        format!(
+            "p50 {:.0}  p90 {:.0}  p99 {:.0}  p99.9 {:.0}  max {:.0}",
+            latency["p50"].as_f64().unwrap_or(f64::NAN),
+            latency["p90"].as_f64().unwrap_or(f64::NAN),
+            latency["p99"].as_f64().unwrap_or(f64::NAN),
+            latency["p99_9"].as_f64().unwrap_or(f64::NAN),
+            latency["max"].as_f64().unwrap_or(f64::NAN),
+        ),
+    );
+    for node in report["nodes"].as_array().into_iter().flatten() {
+        line(
+            &format!("node {}", node["api"].as_str().unwrap_or("")),
+            match node["cpu_percent"].as_f64() {
+                Some(cpu) => format!(
+                    "CPU {cpu:.0} % of a core, RSS {:.0} MiB",
+                    node["rss_mib"].as_f64().unwrap_or(0.0)
+                ),
+                None => "no process metrics".into(),
+            },
+        );
+    }
+    out
+}
