@@ -31,10 +31,10 @@ use tokio::sync::Notify;
 /// The demo participants that own the bench accounts, in turn.
 const OWNERS: [&str; 3] = ["BANK-A", "BANK-B", "CCP"];
 /// Opening balances of every bench account.
-const OPENING_JPY: u128 = 1_000_000_000_000;
-const OPENING_JGB: u128 = 1_000_000_000;
+pub const OPENING_JPY: u128 = 1_000_000_000_000;
+pub const OPENING_JGB: u128 = 1_000_000_000;
 /// Legs of a bulk bundle.
-const BULK_LEGS: usize = 50;
+pub const BULK_LEGS: usize = 50;
 /// Transactions per setup request (the API's batch limit).
 const SETUP_BATCH: usize = 10_000;
 /// Setup requests not yet final at any time.
@@ -54,7 +54,7 @@ pub enum Workload {
 }
 
 impl Workload {
-    fn name(self) -> &'static str {
+    pub fn name(self) -> &'static str {
         match self {
             Workload::Transfer => "transfer",
             Workload::Hot => "hot",
@@ -83,18 +83,40 @@ pub struct BenchOptions {
 }
 
 /// SplitMix64: a fixed pseudo-random sequence, so that a run can be repeated.
-struct Mix(u64);
+pub struct Mix(pub u64);
 impl Mix {
-    fn next(&mut self) -> u64 {
+    pub fn next(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
         z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
         z ^ (z >> 31)
     }
-    fn below(&mut self, bound: usize) -> usize {
+    pub fn below(&mut self, bound: usize) -> usize {
         (self.next() % bound as u64) as usize
     }
+}
+
+/// A seller and a buyer of different owners (a DvP needs both signatures).
+pub fn dvp_pair(accounts: usize, mix: &mut Mix) -> (usize, usize) {
+    let seller = mix.below(accounts);
+    loop {
+        let buyer = mix.below(accounts);
+        if buyer % OWNERS.len() != seller % OWNERS.len() {
+            return (seller, buyer);
+        }
+    }
+}
+
+/// Latency percentiles of sorted milliseconds, as the reports show them.
+pub fn latency_json(sorted: &[f64]) -> Value {
+    json!({
+        "p50": percentile(sorted, 0.50),
+        "p90": percentile(sorted, 0.90),
+        "p99": percentile(sorted, 0.99),
+        "p99_9": percentile(sorted, 0.999),
+        "max": sorted.last().copied().unwrap_or(f64::NAN),
+    })
 }
 
 fn account(index: usize) -> AccountId {
@@ -170,14 +192,7 @@ impl Signer<'_> {
                 )
             }
             Workload::Dvp => {
-                // Two accounts of different owners: the securities one way, the cash the other.
-                let seller = mix.below(accounts);
-                let buyer = loop {
-                    let candidate = mix.below(accounts);
-                    if owner(candidate) != owner(seller) {
-                        break candidate;
-                    }
-                };
+                let (seller, buyer) = dvp_pair(accounts, mix);
                 let legs = vec![
                     leg(seller, buyer, AssetId::new("JGB-10Y")?, 1),
                     leg(buyer, seller, jpy, 100),
@@ -501,8 +516,8 @@ async fn setup(
     Ok(Some(started.elapsed()))
 }
 
-/// Run the benchmark; returns the report.
-pub async fn run(mut options: BenchOptions) -> anyhow::Result<Value> {
+/// Run the benchmark; returns the report, and the options for a baseline run of the same work.
+pub async fn run(mut options: BenchOptions) -> anyhow::Result<(Value, BenchOptions)> {
     anyhow::ensure!(options.accounts >= 2, "at least 2 accounts");
     anyhow::ensure!(
         options.batch >= 1 && options.concurrency >= 1,
@@ -658,7 +673,8 @@ pub async fn run(mut options: BenchOptions) -> anyhow::Result<Value> {
             _ => json!({"api": api, "cpu_seconds": null, "cpu_percent": null, "rss_mib": null}),
         })
         .collect();
-    Ok(json!({
+    let report = json!({
+        "system": "kessai",
         "workload": options.workload.name(),
         "accounts": options.accounts,
         "transactions": options.count,
@@ -671,15 +687,11 @@ pub async fn run(mut options: BenchOptions) -> anyhow::Result<Value> {
         "finalized_per_second": finalized as f64 / window.max(1e-9),
         "unfinished": options.count - tracker.finished,
         "outcomes": tracker.outcomes,
-        "latency_ms": {
-            "p50": percentile(&latencies, 0.50),
-            "p90": percentile(&latencies, 0.90),
-            "p99": percentile(&latencies, 0.99),
-            "p99_9": percentile(&latencies, 0.999),
-            "max": latencies.last().copied().unwrap_or(f64::NAN),
-        },
+        "latency_ms": latency_json(&latencies),
         "nodes": nodes,
-    }))
+    });
+    drop(tracker);
+    Ok((report, options))
 }
 
 /// The report as a table for the terminal.
@@ -755,6 +767,31 @@ pub fn table(report: &Value) -> String {
                 None => "no process metrics".into(),
             },
         );
+    }
+    out
+}
+
+/// Kessai and PostgreSQL side by side, with the ratio Kessai / PostgreSQL.
+pub fn comparison(kessai: &Value, postgres: &Value) -> String {
+    let mut out = format!(
+        "\n{:<28} {:>12} {:>12} {:>8}\n",
+        "same session", "Kessai", "PostgreSQL", "ratio"
+    );
+    let number = |value: &Value, path: &[&str]| {
+        path.iter()
+            .fold(value, |value, key| &value[*key])
+            .as_f64()
+            .unwrap_or(f64::NAN)
+    };
+    for (name, path) in [
+        ("finalized tx/s", &["finalized_per_second"][..]),
+        ("latency p50 (ms)", &["latency_ms", "p50"][..]),
+        ("latency p90 (ms)", &["latency_ms", "p90"][..]),
+        ("latency p99 (ms)", &["latency_ms", "p99"][..]),
+        ("latency p99.9 (ms)", &["latency_ms", "p99_9"][..]),
+    ] {
+        let (k, p) = (number(kessai, path), number(postgres, path));
+        out.push_str(&format!("{name:<28} {k:>12.1} {p:>12.1} {:>8.2}\n", k / p));
     }
     out
 }

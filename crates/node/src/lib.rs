@@ -2,6 +2,7 @@
 //! commands. The `kessai` binary is a thin command line over these.
 
 pub mod api;
+pub mod baseline;
 pub mod bench;
 pub mod config;
 pub mod devnet;

@@ -84,6 +84,10 @@ enum Command {
         /// Seconds to wait for the last transactions to become final.
         #[arg(long, default_value_t = 120)]
         timeout_secs: u64,
+        /// Then run the same workload on PostgreSQL at this URL (`scripts/postgres` starts one)
+        /// and print both side by side with the ratio Kessai / PostgreSQL.
+        #[arg(long)]
+        postgres: Option<String>,
     },
     /// Query the finalized ledger.
     Query {
@@ -398,6 +402,7 @@ fn main() -> anyhow::Result<()> {
             batch,
             report,
             timeout_secs,
+            postgres,
         } => {
             let apis = if apis.is_empty() {
                 (0..4)
@@ -418,8 +423,17 @@ fn main() -> anyhow::Result<()> {
                 timeout: std::time::Duration::from_secs(timeout_secs),
                 progress: true,
             };
-            let value = runtime()?.block_on(kessai::bench::run(options))?;
-            print!("{}", kessai::bench::table(&value));
+            let runtime = runtime()?;
+            let (kessai, options) = runtime.block_on(kessai::bench::run(options))?;
+            print!("{}", kessai::bench::table(&kessai));
+            let value = match postgres {
+                Some(url) => {
+                    let baseline = runtime.block_on(kessai::baseline::run(&url, &options))?;
+                    print!("{}", kessai::bench::comparison(&kessai, &baseline));
+                    serde_json::json!({"kessai": kessai, "postgresql": baseline})
+                }
+                None => kessai,
+            };
             if let Some(path) = report {
                 std::fs::write(&path, serde_json::to_string_pretty(&value)?)?;
             }
