@@ -110,7 +110,7 @@ async fn setup(client: &Client, accounts: usize) -> anyhow::Result<Option<Durati
     let started = Instant::now();
     client
         .batch_execute(
-            "CREATE TABLE IF NOT EXISTS balances (account bigint, asset smallint, \
+            "SET client_min_messages = warning; CREATE TABLE IF NOT EXISTS balances (account bigint, asset smallint, \
              quantity bigint NOT NULL CHECK (quantity >= 0), PRIMARY KEY (account, asset))",
         )
         .await?;
