@@ -94,6 +94,13 @@ impl From<RejectionCode> for Halt {
     }
 }
 
+/// A valuation that does not fit in 128 bits (or divides by zero) rejects the transaction.
+impl From<kessai_types::amount::AmountError> for Halt {
+    fn from(_: kessai_types::amount::AmountError) -> Self {
+        RejectionCode::Overflow.into()
+    }
+}
+
 pub(crate) type Step<T> = Result<T, Halt>;
 
 /// Reads and writes of one block, layered over the snapshot.
@@ -365,7 +372,6 @@ fn static_keys(transaction: &VerifiedTransaction, keys: &mut Vec<StateKey>) {
         Operation::Release(op) => keys.extend([
             StateKey::Balance(op.account, op.asset),
             StateKey::Lien(op.account, op.asset, op.lien),
-            StateKey::Repo(op.lien),
         ]),
         Operation::RegisterRepo(terms) => {
             modules::repo::terms_keys(terms, keys);

@@ -267,9 +267,13 @@ impl Balance {
 pub struct Lien {
     pub beneficiary: PartyId,
     pub quantity: Quantity,
+    /// Held by a repo contract (the lien's id is the contract's): only the contract's steps
+    /// release it, never the beneficiary's `Release`.
+    pub by_contract: bool,
 }
 
 crate::codec_struct!(Lien {
     beneficiary: PartyId,
-    quantity: Quantity
+    quantity: Quantity,
+    by_contract: bool
 });

@@ -30,7 +30,7 @@
 use crate::{
     execute::{Ctx, Halt, Step, WriteSet},
     key::{MarkWalk, RepoBook, StateKey, StateValue},
-    modules::token::check_receiver,
+    modules::token,
 };
 use kessai_types::{
     AccountId, AssetClass, AssetId, BusinessDate, CollateralHolding, CollateralMove, Currency,
@@ -45,12 +45,6 @@ use kessai_types::{
 pub const REPO_MARKS_PER_BLOCK_MAX: u64 = 1_000;
 
 const MS_PER_DAY: u128 = 86_400_000;
-
-impl From<AmountError> for Halt {
-    fn from(_: AmountError) -> Self {
-        RejectionCode::Overflow.into()
-    }
-}
 
 fn bps(value: u32) -> Ratio {
     Ratio {
@@ -510,8 +504,8 @@ fn remove_open(ctx: &mut Ctx<'_, '_>, contract: &RepoContract) -> Step<()> {
     }
     ctx.delete(StateKey::RepoSlot(last));
     book.open = last;
-    // A walk goes from the top down: what moved into a lower slot was marked already (and is
-    // skipped by its date), so only the top shrinks.
+    // A walk marks slots below `remaining`, from the top down. The moved contract was either
+    // above it (marked already, then skipped by its date) or below the new top, still to come.
     if let Some(walk) = &mut book.marking {
         walk.remaining = walk.remaining.min(book.open);
     }
@@ -527,38 +521,19 @@ fn take(ctx: &mut Ctx<'_, '_>, account: AccountId, asset: AssetId, quantity: Qua
     if ctx.asset(asset)?.frozen {
         return Err(RejectionCode::AssetFrozen.into());
     }
-    let mut balance = ctx.balance(account, asset)?;
-    balance.available = balance
-        .available
-        .checked_sub(quantity)
-        .ok_or(RejectionCode::InsufficientBalance)?;
-    ctx.put_balance(account, asset, balance);
-    Ok(())
+    token::debit(ctx, account, asset, quantity)
 }
 
-/// Credit units, available or encumbered: the account must be able to receive the asset.
-fn credit(
-    ctx: &mut Ctx<'_, '_>,
-    account: AccountId,
-    asset: AssetId,
-    quantity: Quantity,
-    encumbered: bool,
-) -> Step<()> {
-    let (account_record, asset_record) = (ctx.account(account)?, ctx.asset(asset)?);
-    check_receiver(ctx, &account_record, &asset_record)?;
-    let mut balance = ctx.balance(account, asset)?;
-    // Cannot overflow: the units come out of a supply bounded by SUPPLY_MAX.
-    if encumbered {
-        balance.encumbered += quantity;
-    } else {
-        balance.available += quantity;
-    }
-    ctx.put_balance(account, asset, balance);
-    Ok(())
+/// The account must be able to receive the asset (not frozen, real-name rule).
+fn receivable(ctx: &mut Ctx<'_, '_>, account: AccountId, asset: AssetId) -> Step<()> {
+    let (account, asset) = (ctx.account(account)?, ctx.asset(asset)?);
+    token::check_receiver(ctx, &account, &asset)
 }
 
+/// Credit available units to an account that can receive them.
 fn give(ctx: &mut Ctx<'_, '_>, account: AccountId, asset: AssetId, quantity: Quantity) -> Step<()> {
-    credit(ctx, account, asset, quantity, false)
+    receivable(ctx, account, asset)?;
+    token::credit(ctx, account, asset, quantity)
 }
 
 /// Collateral from the borrower to the lender, encumbered under the contract's lien.
@@ -573,18 +548,13 @@ fn pledge(
     }
     let terms = &contract.terms;
     take(ctx, terms.borrower_account, asset, quantity)?;
-    credit(ctx, terms.lender_account, asset, quantity, true)?;
-    let key = StateKey::Lien(terms.lender_account, asset, contract.id);
-    let held = match ctx.read(&key)? {
-        Some(StateValue::Lien(lien)) => lien.quantity,
-        _ => 0,
-    };
+    receivable(ctx, terms.lender_account, asset)?;
     let lien = Lien {
         beneficiary: terms.borrower,
-        quantity: held + quantity,
+        quantity,
+        by_contract: true,
     };
-    ctx.write(key, StateValue::Lien(lien));
-    Ok(())
+    token::add_to_lien(ctx, terms.lender_account, asset, contract.id, lien)
 }
 
 /// Collateral out of the contract's lien: back to the borrower, or (a close-out) freed in the
@@ -600,30 +570,12 @@ fn unpledge(
         return Ok(());
     }
     let terms = &contract.terms;
-    let mut lien = ctx.lien(terms.lender_account, asset, contract.id)?;
-    lien.quantity = lien
-        .quantity
-        .checked_sub(quantity)
-        .expect("the lien holds the contract's collateral");
-    let key = StateKey::Lien(terms.lender_account, asset, contract.id);
-    if lien.quantity == 0 {
-        ctx.delete(key);
-    } else {
-        ctx.write(key, StateValue::Lien(lien));
-    }
-    let mut balance = ctx.balance(terms.lender_account, asset)?;
-    balance.encumbered = balance
-        .encumbered
-        .checked_sub(quantity)
-        .expect("a lien never exceeds its balance's encumbered units");
+    token::release_from_lien(ctx, terms.lender_account, asset, contract.id, quantity)?;
     if to_borrower {
-        ctx.put_balance(terms.lender_account, asset, balance);
-        give(ctx, terms.borrower_account, asset, quantity)
-    } else {
-        balance.available += quantity;
-        ctx.put_balance(terms.lender_account, asset, balance);
-        Ok(())
+        token::debit(ctx, terms.lender_account, asset, quantity)?;
+        give(ctx, terms.borrower_account, asset, quantity)?;
     }
+    Ok(())
 }
 
 /// One unit of `asset` at `date`, in `currency`.

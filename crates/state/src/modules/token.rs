@@ -5,8 +5,8 @@ use crate::{
     key::{StateKey, StateValue},
 };
 use kessai_types::{
-    Account, Asset, DefineAsset, Encumber, FreezeTarget, Leg, Lien, Rejection, RejectionCode,
-    Release, Role, SupplyChange,
+    Account, AccountId, Asset, AssetId, DefineAsset, Encumber, FreezeTarget, Leg, Lien, Quantity,
+    Rejection, RejectionCode, Release, Role, SupplyChange, TxId,
 };
 
 pub(crate) fn define_asset(ctx: &mut Ctx<'_, '_>, op: &DefineAsset) -> Step<()> {
@@ -139,17 +139,91 @@ fn settle_leg(ctx: &mut Ctx<'_, '_>, leg: &Leg) -> Step<()> {
         return Err(RejectionCode::AccountFrozen.into());
     }
     check_receiver(ctx, &target, &asset)?;
-    // Only available units move: encumbered units stay where they are.
-    let mut debit = ctx.balance(leg.source, leg.asset)?;
-    debit.available = debit
+    debit(ctx, leg.source, leg.asset, leg.quantity)?;
+    credit(ctx, leg.target, leg.asset, leg.quantity)
+}
+
+/// Take available units out of a balance (encumbered units stay where they are). No
+/// authorization or freeze check: the caller's.
+pub(crate) fn debit(
+    ctx: &mut Ctx<'_, '_>,
+    account: AccountId,
+    asset: AssetId,
+    quantity: Quantity,
+) -> Step<()> {
+    let mut balance = ctx.balance(account, asset)?;
+    balance.available = balance
         .available
-        .checked_sub(leg.quantity)
+        .checked_sub(quantity)
         .ok_or(RejectionCode::InsufficientBalance)?;
-    ctx.put_balance(leg.source, leg.asset, debit);
-    let mut credit = ctx.balance(leg.target, leg.asset)?;
+    ctx.put_balance(account, asset, balance);
+    Ok(())
+}
+
+/// Add available units to a balance. No receiver check: the caller's.
+pub(crate) fn credit(
+    ctx: &mut Ctx<'_, '_>,
+    account: AccountId,
+    asset: AssetId,
+    quantity: Quantity,
+) -> Step<()> {
+    let mut balance = ctx.balance(account, asset)?;
     // Cannot overflow: the credited units come out of a supply bounded by SUPPLY_MAX.
-    credit.available += leg.quantity;
-    ctx.put_balance(leg.target, leg.asset, credit);
+    balance.available += quantity;
+    ctx.put_balance(account, asset, balance);
+    Ok(())
+}
+
+/// Add units to a balance's encumbered units under a lien (created at its first units).
+pub(crate) fn add_to_lien(
+    ctx: &mut Ctx<'_, '_>,
+    account: AccountId,
+    asset: AssetId,
+    id: TxId,
+    holder: Lien,
+) -> Step<()> {
+    let key = StateKey::Lien(account, asset, id);
+    let held = match ctx.read(&key)? {
+        Some(StateValue::Lien(lien)) => lien.quantity,
+        _ => 0,
+    };
+    let mut balance = ctx.balance(account, asset)?;
+    balance.encumbered += holder.quantity;
+    ctx.put_balance(account, asset, balance);
+    let lien = Lien {
+        quantity: held + holder.quantity,
+        ..holder
+    };
+    ctx.write(key, StateValue::Lien(lien));
+    Ok(())
+}
+
+/// Move units of a lien back to the balance's available units (the lien goes at zero).
+pub(crate) fn release_from_lien(
+    ctx: &mut Ctx<'_, '_>,
+    account: AccountId,
+    asset: AssetId,
+    id: TxId,
+    quantity: Quantity,
+) -> Step<()> {
+    let key = StateKey::Lien(account, asset, id);
+    let mut lien = ctx.lien(account, asset, id)?;
+    lien.quantity = lien
+        .quantity
+        .checked_sub(quantity)
+        .ok_or(RejectionCode::InsufficientBalance)?;
+    if lien.quantity == 0 {
+        ctx.delete(key);
+    } else {
+        ctx.write(key, StateValue::Lien(lien));
+    }
+    let mut balance = ctx.balance(account, asset)?;
+    balance.encumbered = balance
+        .encumbered
+        .checked_sub(quantity)
+        .expect("a lien never exceeds its balance's encumbered units");
+    balance.available += quantity;
+    ctx.put_balance(account, asset, balance);
     Ok(())
 }
 
@@ -197,22 +271,13 @@ pub(crate) fn encumber(ctx: &mut Ctx<'_, '_>, op: &Encumber) -> Step<()> {
         return Err(RejectionCode::AssetFrozen.into());
     }
     ctx.party(op.beneficiary)?;
-    let mut balance = ctx.balance(op.account, op.asset)?;
-    balance.available = balance
-        .available
-        .checked_sub(op.quantity)
-        .ok_or(RejectionCode::InsufficientBalance)?;
-    balance.encumbered += op.quantity;
-    ctx.put_balance(op.account, op.asset, balance);
+    debit(ctx, op.account, op.asset, op.quantity)?;
     let lien = Lien {
         beneficiary: op.beneficiary,
         quantity: op.quantity,
+        by_contract: false,
     };
-    ctx.write(
-        StateKey::Lien(op.account, op.asset, ctx.tx_id),
-        StateValue::Lien(lien),
-    );
-    Ok(())
+    add_to_lien(ctx, op.account, op.asset, ctx.tx_id, lien)
 }
 
 /// The beneficiary releases some or all of a lien back to the owner's available units.
@@ -220,28 +285,11 @@ pub(crate) fn release(ctx: &mut Ctx<'_, '_>, op: &Release) -> Step<()> {
     if op.quantity == 0 {
         return Err(RejectionCode::InvalidQuantity.into());
     }
-    let mut lien = ctx.lien(op.account, op.asset, op.lien)?;
+    let lien = ctx.lien(op.account, op.asset, op.lien)?;
     // Collateral of a repo contract moves only by the contract's steps.
-    if ctx.exists(StateKey::Repo(op.lien))? {
+    if lien.by_contract {
         return Err(RejectionCode::NotAuthorized.into());
     }
     ctx.require_signer(lien.beneficiary)?;
-    lien.quantity = lien
-        .quantity
-        .checked_sub(op.quantity)
-        .ok_or(RejectionCode::InsufficientBalance)?;
-    let key = StateKey::Lien(op.account, op.asset, op.lien);
-    if lien.quantity == 0 {
-        ctx.delete(key);
-    } else {
-        ctx.write(key, StateValue::Lien(lien));
-    }
-    let mut balance = ctx.balance(op.account, op.asset)?;
-    balance.encumbered = balance
-        .encumbered
-        .checked_sub(op.quantity)
-        .expect("a lien never exceeds its balance's encumbered units");
-    balance.available += op.quantity;
-    ctx.put_balance(op.account, op.asset, balance);
-    Ok(())
+    release_from_lien(ctx, op.account, op.asset, op.lien, op.quantity)
 }
