@@ -147,22 +147,31 @@ struct Results {
 /// Run `options`' workload against PostgreSQL at `url`; the report has the same fields as
 /// Kessai's where they apply.
 pub async fn run(url: &str, options: &BenchOptions) -> anyhow::Result<Value> {
-    let setup_time = setup(&connect(url).await?, options.accounts).await?;
+    let setup_time = setup(&connect(url).await?, options.load.accounts).await?;
     let mut mix = Mix(42);
-    let jobs: Vec<Changes> = (0..options.count)
-        .map(|_| netted(&changes(options.workload, options.accounts, &mut mix)))
+    let jobs: Vec<Changes> = (0..options.load.count)
+        .map(|_| {
+            netted(&changes(
+                options.load.workload,
+                options.load.accounts,
+                &mut mix,
+            ))
+        })
         .collect();
     let jobs = Arc::new(jobs);
     let results = Arc::new(Mutex::new(Results::default()));
     let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let mut clients = Vec::new();
-    for _ in 0..options.concurrency {
+    for _ in 0..options.load.concurrency {
         clients.push(connect(url).await?);
     }
     let started = Instant::now();
     // Open loop: transaction i is due at i / rate; a client takes the next one when free, and
     // its latency counts from when it was due.
-    let interval = options.rate.map(|rate| Duration::from_secs_f64(1.0 / rate));
+    let interval = options
+        .load
+        .rate
+        .map(|rate| Duration::from_secs_f64(1.0 / rate));
     let tasks: Vec<_> = clients
         .into_iter()
         .map(|mut client| {
@@ -216,9 +225,9 @@ pub async fn run(url: &str, options: &BenchOptions) -> anyhow::Result<Value> {
     }
     Ok(json!({
         "system": "postgresql",
-        "workload": options.workload.name(),
-        "accounts": options.accounts,
-        "transactions": options.count,
+        "workload": options.load.workload.name(),
+        "accounts": options.load.accounts,
+        "transactions": options.load.count,
         "setup_seconds": setup_time.map(|t| t.as_secs_f64()),
         "finalized": latencies.len(),
         "finalized_per_second": latencies.len() as f64 / window.max(1e-9),

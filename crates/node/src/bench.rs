@@ -64,33 +64,67 @@ impl Workload {
     }
 }
 
+/// What to run: the same for Kessai and for the PostgreSQL baseline.
+#[derive(Clone, Debug, clap::Args)]
+pub struct Load {
+    #[arg(long, value_enum, default_value = "transfer")]
+    pub workload: Workload,
+    /// Bench accounts `BENCH/0..N`, opened and funded by the setup phase if missing.
+    #[arg(long, default_value_t = 10_000)]
+    pub accounts: usize,
+    /// Transactions in the timed run.
+    #[arg(long, default_value_t = 20_000)]
+    pub count: usize,
+    /// Closed loop: clients; open loop: the most requests in flight.
+    #[arg(long, default_value_t = 64)]
+    pub concurrency: usize,
+    /// Offered transactions per second (open loop); without it, closed loop.
+    #[arg(long)]
+    pub rate: Option<f64>,
+    /// Transactions per request (above 1, the batch endpoint; Kessai only).
+    #[arg(long, default_value_t = 1)]
+    pub batch: usize,
+    /// Seconds to wait for the last transactions to become final.
+    #[arg(long, default_value_t = 120)]
+    pub timeout_secs: u64,
+}
+
+impl Load {
+    /// Every bound checked before anything is signed or sent.
+    pub fn check(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(self.accounts >= 2, "--accounts: at least 2");
+        anyhow::ensure!(self.concurrency >= 1, "--concurrency: at least 1");
+        anyhow::ensure!(
+            (1..=crate::api::BATCH_TRANSACTIONS_MAX).contains(&self.batch),
+            "--batch: 1 to {} transactions per request (the API's limit)",
+            crate::api::BATCH_TRANSACTIONS_MAX
+        );
+        if let Some(rate) = self.rate {
+            anyhow::ensure!(rate.is_finite() && rate > 0.0, "--rate: a positive number");
+        }
+        Ok(())
+    }
+
+    fn timeout(&self) -> Duration {
+        Duration::from_secs(self.timeout_secs)
+    }
+}
+
 pub struct BenchOptions {
     /// The nodes' APIs: requests go to them in turn; the first one's event stream is watched.
     pub apis: Vec<String>,
     pub keys: Keystore,
-    pub workload: Workload,
-    pub accounts: usize,
-    pub count: usize,
-    /// Closed loop: clients; open loop: the most requests in flight.
-    pub concurrency: usize,
-    /// Transactions per second: open loop. `None`: closed loop.
-    pub rate: Option<f64>,
-    /// Transactions per request (above 1, the batch endpoint).
-    pub batch: usize,
-    /// How long to wait for the last transactions to become final.
-    pub timeout: Duration,
+    pub load: Load,
     pub progress: bool,
 }
 
-/// SplitMix64: a fixed pseudo-random sequence, so that a run can be repeated.
+/// The workload generator's SplitMix64 sequence from a seed, so that a run can be repeated.
 pub struct Mix(pub u64);
 impl Mix {
     pub fn next(&mut self) -> u64 {
+        let value = kessai_state::workload::mix(self.0);
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+        value
     }
     pub fn below(&mut self, bound: usize) -> usize {
         (self.next() % bound as u64) as usize
@@ -134,11 +168,13 @@ fn now_ms() -> u64 {
         .as_millis() as u64
 }
 
+/// Transactions expire this long after they are signed (the network allows up to a day).
+const EXPIRY_AFTER_MS: u64 = 3_600_000;
+
 /// Signs transactions for one network with the keystore's keys.
 struct Signer<'a> {
     network: u32,
     keys: &'a Keystore,
-    expiry: Expiry,
 }
 
 impl Signer<'_> {
@@ -151,7 +187,8 @@ impl Signer<'_> {
             network: self.network,
             submitter: signers[0],
             unique_id: UniqueId(rand::random()),
-            expiry: self.expiry,
+            // From the moment of signing: a long setup must not outlive its first transactions.
+            expiry: Expiry::TimeMs(now_ms() + EXPIRY_AFTER_MS),
             operation,
         };
         Ok(Transaction::sign(body, &keys))
@@ -320,11 +357,13 @@ fn follow(
     })
 }
 
-/// Send one request of `transactions` to `api`; what the node refused is final at once.
+/// Send one request of `transactions` to `api`, due at `due` (latency counts from then, so that
+/// an open loop's queueing shows); what the node refused is final at once.
 async fn send(
     client: &reqwest::Client,
     api: &str,
     transactions: &[(String, String)],
+    due: Instant,
     tracker: &Shared,
 ) -> anyhow::Result<Arc<Waiter>> {
     let waiter = Arc::new(Waiter {
@@ -333,10 +372,9 @@ async fn send(
     });
     {
         let mut tracker = tracker.lock().expect("tracker lock");
-        let now = Instant::now();
-        tracker.first_sent.get_or_insert(now);
+        tracker.first_sent.get_or_insert(due);
         for (id, _) in transactions {
-            tracker.pending.insert(id.clone(), (now, waiter.clone()));
+            tracker.pending.insert(id.clone(), (due, waiter.clone()));
         }
     }
     let refusals: Vec<(usize, String)> = if transactions.len() == 1 {
@@ -458,7 +496,7 @@ async fn setup(
     tracker: &Shared,
 ) -> anyhow::Result<Option<Duration>> {
     let api = &options.apis[0];
-    let last = options.accounts - 1;
+    let last = options.load.accounts - 1;
     let (status, _) = get(
         client,
         &format!("{api}/v1/accounts/BENCH%2F{last}/balances/JGB-10Y"),
@@ -471,38 +509,49 @@ async fn setup(
     let csd = PartyId::new("CSD")?;
     let boj = PartyId::new("BOJ")?;
     let (jpy, jgb) = (AssetId::new("JPY")?, AssetId::new("JGB-10Y")?);
-    // Accounts first (a block's issues need them), then the balances.
+    // Accounts first (a block's issues need them), then the balances; signed a request at a
+    // time, so that memory does not grow with the number of accounts.
     for phase in 0..2 {
-        let mut transactions = Vec::new();
-        for index in 0..options.accounts {
-            if phase == 0 {
-                let open = OpenAccount {
-                    account: account(index),
-                    owner: owner(index),
-                };
-                transactions.push(signer.sign(&[csd], Operation::OpenAccount(open))?);
-            } else {
-                for (admin, asset, quantity) in [(boj, jpy, OPENING_JPY), (csd, jgb, OPENING_JGB)] {
-                    let issue = SupplyChange {
-                        asset,
-                        account: account(index),
-                        quantity,
+        let per_account = if phase == 0 { 1 } else { 2 };
+        let accounts_per_request = SETUP_BATCH / per_account;
+        let mut waiters = std::collections::VecDeque::new();
+        for (index, first) in (0..options.load.accounts)
+            .step_by(accounts_per_request)
+            .enumerate()
+        {
+            let last = (first + accounts_per_request).min(options.load.accounts);
+            let mut transactions = Vec::with_capacity(SETUP_BATCH);
+            for account_index in first..last {
+                let account = account(account_index);
+                if phase == 0 {
+                    let open = OpenAccount {
+                        account,
+                        owner: owner(account_index),
                     };
-                    transactions.push(signer.sign(&[admin], Operation::Issue(issue))?);
+                    transactions.push(signer.sign(&[csd], Operation::OpenAccount(open))?);
+                } else {
+                    for (admin, asset, quantity) in
+                        [(boj, jpy, OPENING_JPY), (csd, jgb, OPENING_JGB)]
+                    {
+                        let issue = SupplyChange {
+                            asset,
+                            account,
+                            quantity,
+                        };
+                        transactions.push(signer.sign(&[admin], Operation::Issue(issue))?);
+                    }
                 }
             }
-        }
-        // At most a few requests outstanding, so that the mempool never fills.
-        let mut waiters = std::collections::VecDeque::new();
-        for (index, chunk) in encoded(transactions).chunks(SETUP_BATCH).enumerate() {
+            // At most a few requests outstanding, so that the mempool never fills.
             if waiters.len() == SETUP_IN_FLIGHT {
-                wait(waiters.pop_front(), options.timeout).await?;
+                wait(waiters.pop_front(), options.load.timeout()).await?;
             }
             let api = &options.apis[index % options.apis.len()];
-            waiters.push_back(send(client, api, chunk, tracker).await?);
+            let request = encoded(transactions);
+            waiters.push_back(send(client, api, &request, Instant::now(), tracker).await?);
         }
         for waiter in waiters {
-            wait(Some(waiter), options.timeout).await?;
+            wait(Some(waiter), options.load.timeout()).await?;
         }
         let mut tracker = tracker.lock().expect("tracker lock");
         let failed: Vec<_> = tracker
@@ -518,13 +567,9 @@ async fn setup(
 
 /// Run the benchmark; returns the report, and the options for a baseline run of the same work.
 pub async fn run(mut options: BenchOptions) -> anyhow::Result<(Value, BenchOptions)> {
-    anyhow::ensure!(options.accounts >= 2, "at least 2 accounts");
-    anyhow::ensure!(
-        options.batch >= 1 && options.concurrency >= 1,
-        "batch and concurrency are at least 1"
-    );
+    options.load.check()?;
     let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(options.concurrency.max(8))
+        .pool_max_idle_per_host(options.load.concurrency.max(8))
         .build()?;
     anyhow::ensure!(!options.apis.is_empty(), "no node API to load");
     for api in &mut options.apis {
@@ -537,7 +582,6 @@ pub async fn run(mut options: BenchOptions) -> anyhow::Result<(Value, BenchOptio
     let signer = Signer {
         network,
         keys: &options.keys,
-        expiry: Expiry::TimeMs(now_ms() + 3_600_000),
     };
     let tracker: Shared = Arc::default();
     let height = status["height"].as_u64().unwrap_or(0);
@@ -557,19 +601,19 @@ pub async fn run(mut options: BenchOptions) -> anyhow::Result<(Value, BenchOptio
     // Generate and sign before the clock starts.
     let signing = Instant::now();
     let mut mix = Mix(42);
-    let transactions = (0..options.count)
-        .map(|_| signer.transaction(options.workload, options.accounts, &mut mix))
+    let transactions = (0..options.load.count)
+        .map(|_| signer.transaction(options.load.workload, options.load.accounts, &mut mix))
         .collect::<anyhow::Result<Vec<_>>>()?;
     let signing = signing.elapsed();
     let requests: Vec<Vec<(String, String)>> = encoded(transactions)
-        .chunks(options.batch)
+        .chunks(options.load.batch)
         .map(<[_]>::to_vec)
         .collect();
 
     let usage_before =
         futures::future::join_all(options.apis.iter().map(|api| node_usage(&client, api))).await;
     let progress = if options.progress {
-        indicatif::ProgressBar::new(options.count as u64)
+        indicatif::ProgressBar::new(options.load.count as u64)
     } else {
         indicatif::ProgressBar::hidden()
     };
@@ -587,8 +631,8 @@ pub async fn run(mut options: BenchOptions) -> anyhow::Result<(Value, BenchOptio
     let started = Instant::now();
     let next = Arc::new(AtomicUsize::new(0));
     let requests = Arc::new(requests);
-    let sending: Vec<tokio::task::JoinHandle<anyhow::Result<()>>> = match options.rate {
-        None => (0..options.concurrency)
+    let sending: Vec<tokio::task::JoinHandle<anyhow::Result<()>>> = match options.load.rate {
+        None => (0..options.load.concurrency)
             .map(|client_index| {
                 let (client, tracker, next, requests) = (
                     client.clone(),
@@ -604,7 +648,7 @@ pub async fn run(mut options: BenchOptions) -> anyhow::Result<(Value, BenchOptio
                             return Ok(());
                         };
                         let api = &apis[(client_index + index) % apis.len()];
-                        let waiter = send(&client, api, request, &tracker).await?;
+                        let waiter = send(&client, api, request, Instant::now(), &tracker).await?;
                         if waiter.left.load(Ordering::Acquire) > 0 {
                             waiter.done.notified().await;
                         }
@@ -613,20 +657,18 @@ pub async fn run(mut options: BenchOptions) -> anyhow::Result<(Value, BenchOptio
             })
             .collect(),
         Some(rate) => {
-            let interval = Duration::from_secs_f64(options.batch as f64 / rate);
-            let in_flight = Arc::new(tokio::sync::Semaphore::new(options.concurrency));
+            let interval = Duration::from_secs_f64(options.load.batch as f64 / rate);
+            let in_flight = Arc::new(tokio::sync::Semaphore::new(options.load.concurrency));
             let mut tasks = Vec::new();
             for (index, _) in requests.iter().enumerate() {
-                tokio::time::sleep_until(tokio::time::Instant::from_std(
-                    started + interval * index as u32,
-                ))
-                .await;
+                let due = started + interval * index as u32;
+                tokio::time::sleep_until(tokio::time::Instant::from_std(due)).await;
                 let permit = in_flight.clone().acquire_owned().await?;
                 let (client, tracker, requests) =
                     (client.clone(), tracker.clone(), requests.clone());
                 let api = options.apis[index % options.apis.len()].clone();
                 tasks.push(tokio::spawn(async move {
-                    send(&client, &api, &requests[index], &tracker).await?;
+                    send(&client, &api, &requests[index], due, &tracker).await?;
                     drop(permit);
                     Ok(())
                 }));
@@ -638,10 +680,15 @@ pub async fn run(mut options: BenchOptions) -> anyhow::Result<(Value, BenchOptio
         task.await??;
     }
     let sent_for = started.elapsed();
-    let deadline = Instant::now() + options.timeout;
-    while tracker.lock().expect("tracker lock").finished < options.count
+    let deadline = Instant::now() + options.load.timeout();
+    while tracker.lock().expect("tracker lock").finished < options.load.count
         && Instant::now() < deadline
     {
+        if follower.is_finished() {
+            // The stream never ends by itself: it failed, and nothing more can become final.
+            follower.await??;
+            anyhow::bail!("the event stream of {} closed", options.apis[0]);
+        }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     progress.finish();
@@ -675,17 +722,17 @@ pub async fn run(mut options: BenchOptions) -> anyhow::Result<(Value, BenchOptio
         .collect();
     let report = json!({
         "system": "kessai",
-        "workload": options.workload.name(),
-        "accounts": options.accounts,
-        "transactions": options.count,
-        "mode": match options.rate { Some(rate) => format!("open loop, {rate} tx/s offered"), None => format!("closed loop, {} clients", options.concurrency) },
-        "batch": options.batch,
+        "workload": options.load.workload.name(),
+        "accounts": options.load.accounts,
+        "transactions": options.load.count,
+        "mode": match options.load.rate { Some(rate) => format!("open loop, {rate} tx/s offered"), None => format!("closed loop, {} clients", options.load.concurrency) },
+        "batch": options.load.batch,
         "setup_seconds": setup_time.map(|t| t.as_secs_f64()),
-        "signing": {"seconds": signing.as_secs_f64(), "per_second": options.count as f64 / signing.as_secs_f64()},
-        "offered_per_second": options.count as f64 / sent_for.as_secs_f64(),
+        "signing": {"seconds": signing.as_secs_f64(), "per_second": options.load.count as f64 / signing.as_secs_f64()},
+        "offered_per_second": options.load.count as f64 / sent_for.as_secs_f64(),
         "finalized": finalized,
         "finalized_per_second": finalized as f64 / window.max(1e-9),
-        "unfinished": options.count - tracker.finished,
+        "unfinished": options.load.count - tracker.finished,
         "outcomes": tracker.outcomes,
         "latency_ms": latency_json(&latencies),
         "nodes": nodes,

@@ -61,29 +61,11 @@ enum Command {
             default_value = ".kessai/devnet/keystore.json"
         )]
         keystore: PathBuf,
-        #[arg(long, value_enum, default_value = "transfer")]
-        workload: kessai::bench::Workload,
-        /// Bench accounts `BENCH/0..N`, opened and funded by the setup phase if missing.
-        #[arg(long, default_value_t = 10_000)]
-        accounts: usize,
-        /// Transactions in the timed run.
-        #[arg(long, default_value_t = 20_000)]
-        count: usize,
-        /// Closed loop: clients; open loop: the most requests in flight.
-        #[arg(long, default_value_t = 64)]
-        concurrency: usize,
-        /// Offered transactions per second (open loop); without it, closed loop.
-        #[arg(long)]
-        rate: Option<f64>,
-        /// Transactions per request (above 1, the batch endpoint).
-        #[arg(long, default_value_t = 1)]
-        batch: usize,
+        #[command(flatten)]
+        load: kessai::bench::Load,
         /// Write the report as JSON here too.
         #[arg(long)]
         report: Option<PathBuf>,
-        /// Seconds to wait for the last transactions to become final.
-        #[arg(long, default_value_t = 120)]
-        timeout_secs: u64,
         /// Then run the same workload on PostgreSQL at this URL (`scripts/postgres` starts one)
         /// and print both side by side with the ratio Kessai / PostgreSQL.
         #[arg(long)]
@@ -394,14 +376,8 @@ fn main() -> anyhow::Result<()> {
         Command::Bench {
             apis,
             keystore,
-            workload,
-            accounts,
-            count,
-            concurrency,
-            rate,
-            batch,
+            load,
             report,
-            timeout_secs,
             postgres,
         } => {
             let apis = if apis.is_empty() {
@@ -414,13 +390,7 @@ fn main() -> anyhow::Result<()> {
             let options = kessai::bench::BenchOptions {
                 apis,
                 keys: keystore::Keystore::open(&keystore, &keystore::passphrase()?)?,
-                workload,
-                accounts,
-                count,
-                concurrency,
-                rate,
-                batch,
-                timeout: std::time::Duration::from_secs(timeout_secs),
+                load,
                 progress: true,
             };
             let runtime = runtime()?;

@@ -589,22 +589,19 @@ async fn repo_sample(client: &reqwest::Client, api: &str, keystore: &std::path::
     };
     let (_, applied) = get(client, &format!("{api}/v1/status")).await;
     let from_height = applied["height"].as_u64().unwrap() + 1;
-    cli(&[
-        "tx",
-        "prices",
-        "--as",
-        "ORACLE",
-        "--date",
-        "20230419",
-        "--price",
-        "DE-BUND=98.8110",
-        "--price",
-        "US-STOCK=161.01",
-        "--fx",
-        "EUR/USD=1.09253",
-        "--close",
-        "--wait",
-    ]);
+    // The oracle closes a business date: Bund and US stock prices, EUR/USD.
+    let close = |date: &str, bund: &str, stock: &str, eurusd: &str| {
+        let (bund, stock, eurusd) = (
+            format!("DE-BUND={bund}"),
+            format!("US-STOCK={stock}"),
+            format!("EUR/USD={eurusd}"),
+        );
+        cli(&[
+            "tx", "prices", "--as", "ORACLE", "--date", date, "--price", &bund, "--price", &stock,
+            "--fx", &eurusd, "--close", "--wait",
+        ])
+    };
+    close("20230419", "98.8110", "161.01", "1.09253");
     let registered = cli(&[
         "tx",
         "repo",
@@ -664,22 +661,7 @@ async fn repo_sample(client: &reqwest::Client, api: &str, keystore: &std::path::
     assert_eq!(balance("BANK-B/SEC", "US-STOCK").await.0, "664760");
 
     // The second day's close marks the contract in the next block: 1,790 shares return.
-    cli(&[
-        "tx",
-        "prices",
-        "--as",
-        "ORACLE",
-        "--date",
-        "20230420",
-        "--price",
-        "DE-BUND=98.7590",
-        "--price",
-        "US-STOCK=162.53",
-        "--fx",
-        "EUR/USD=1.09753",
-        "--close",
-        "--wait",
-    ]);
+    close("20230420", "98.7590", "162.53", "1.09753");
     let deadline = Instant::now() + Duration::from_secs(30);
     let events = loop {
         let (_, page) = get(client, &format!("{api}/v1/repos/{id}/events")).await;

@@ -43,7 +43,7 @@ pub struct Workload {
 }
 
 /// SplitMix64: a small, fixed pseudo-random sequence (never used inside the state machine).
-fn mix(mut state: u64) -> u64 {
+pub fn mix(mut state: u64) -> u64 {
     state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
     let mut z = state;
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
