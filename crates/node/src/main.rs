@@ -380,6 +380,7 @@ fn main() -> anyhow::Result<()> {
             report,
             postgres,
         } => {
+            load.check()?;
             let apis = if apis.is_empty() {
                 (0..4)
                     .map(|i| format!("http://127.0.0.1:{}", 7200 + i))
