@@ -10,3 +10,4 @@ pub mod genesis;
 pub mod keystore;
 pub mod node;
 pub mod repo_json;
+pub mod sim;

@@ -78,6 +78,10 @@ enum Command {
         #[command(subcommand)]
         command: QueryCommand,
     },
+    /// Simulate a repo book through market scenarios on the real margin-call code: net credit
+    /// exposure, margin calls and token transfers with 1 or 5 collateral securities and with or
+    /// without a threshold, indexed against 1 security and no threshold (docs/simulator.md).
+    Sim(kessai::sim::SimArgs),
 }
 
 #[derive(Args)]
@@ -373,6 +377,7 @@ fn main() -> anyhow::Result<()> {
         Command::Devnet { network } => runtime()?.block_on(devnet::devnet(init_options(network))),
         Command::Tx { client, command } => runtime()?.block_on(tx(client, command)),
         Command::Query { client, command } => runtime()?.block_on(query(client, command)),
+        Command::Sim(args) => kessai::sim::run(args),
         Command::Bench {
             apis,
             keystore,

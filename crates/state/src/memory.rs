@@ -6,7 +6,9 @@ use crate::{
     genesis::{Genesis, GenesisError, genesis_writes},
     key::{ReplayRecord, StateKey, StateValue},
 };
-use kessai_types::{AccountId, Asset, AssetId, Balance, PartyId, UniqueId, VerifiedTransaction};
+use kessai_types::{
+    AccountId, Asset, AssetId, Balance, PartyId, RepoEventRecord, UniqueId, VerifiedTransaction,
+};
 use std::collections::HashMap;
 
 /// A whole ledger state held in memory.
@@ -65,6 +67,16 @@ impl MemoryLedger {
 
     /// Apply the next block and return its outcomes.
     pub fn apply(&mut self, time_ms: u64, transactions: &[VerifiedTransaction]) -> Vec<TxOutcome> {
+        self.apply_with_events(time_ms, transactions).0
+    }
+
+    /// Apply the next block; return its outcomes and the repo contract events it recorded (by
+    /// contract and sequence, as the node journals them).
+    pub fn apply_with_events(
+        &mut self,
+        time_ms: u64,
+        transactions: &[VerifiedTransaction],
+    ) -> (Vec<TxOutcome>, Vec<RepoEventRecord>) {
         let block = BlockInput {
             height: self.height + 1,
             time_ms,
@@ -72,14 +84,20 @@ impl MemoryLedger {
         };
         let (effects, rounds) = execute_with(&block, |key| self.records.get(key).cloned());
         self.last_rounds = rounds;
+        let mut events = Vec::new();
         for (key, value) in effects.writes {
             match value {
-                Some(value) => self.records.insert(key, value),
+                Some(value) => {
+                    if let StateValue::RepoEvent(record) = &value {
+                        events.push(record.clone());
+                    }
+                    self.records.insert(key, value)
+                }
                 None => self.records.remove(&key),
             };
         }
         self.height += 1;
-        effects.outcomes
+        (effects.outcomes, events)
     }
 
     pub fn get(&self, key: &StateKey) -> Option<&StateValue> {

@@ -846,7 +846,7 @@ pub(crate) fn publish_prices(ctx: &mut Ctx<'_, '_>, op: &PublishPrices) -> Step<
 
 /// The UTC calendar date of a Unix time, as `YYYYMMDD` (the civil-from-days algorithm of
 /// Howard Hinnant, exact for every date after 1970).
-fn date_of(time_ms: u64) -> BusinessDate {
+pub fn date_of(time_ms: u64) -> BusinessDate {
     let days = (time_ms / MS_PER_DAY as u64) as i64 + 719_468;
     let era = days / 146_097;
     let day_of_era = days - era * 146_097;
