@@ -307,7 +307,9 @@ impl<'m> Run<'m> {
             balances,
             ..Genesis::default()
         };
-        let ledger = MemoryLedger::new(&genesis).map_err(|e| SimError::Config(e.to_string()))?;
+        let ledger = MemoryLedger::new(&genesis)
+            .map_err(|e| SimError::Config(e.to_string()))?
+            .without_event_history();
         let slots = (0..portfolio.contracts)
             .map(|k| {
                 let mut random = Random::new(seed, 1 + k as u64);
