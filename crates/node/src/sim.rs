@@ -17,7 +17,7 @@ pub struct SimArgs {
     #[arg(long = "scenario", value_delimiter = ',', default_values = ["normal", "high-volatility"])]
     pub scenarios: Vec<Scenario>,
     /// Seeds per scenario and case (each a different market path and book).
-    #[arg(long, default_value_t = 20)]
+    #[arg(long, default_value_t = 10)]
     pub seeds: u64,
     /// The first seed.
     #[arg(long, default_value_t = 1)]
@@ -26,7 +26,7 @@ pub struct SimArgs {
     #[arg(long, default_value_t = 250)]
     pub days: usize,
     /// Contracts open at any time (each rolls into a new one when it matures).
-    #[arg(long, default_value_t = 500)]
+    #[arg(long, default_value_t = 200)]
     pub contracts: usize,
     /// Parties trading with each other.
     #[arg(long, default_value_t = 10)]
