@@ -29,14 +29,21 @@ fn the_default_cases_print_a_table_and_write_csv_files_and_charts() {
         output.to_str().unwrap(),
     ]);
     let stdout = String::from_utf8_lossy(&run.stdout);
-    assert!(run.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&run.stderr));
+    assert!(
+        run.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
     // Two scenarios x (1 or 5 collateral) x (threshold 0 or 2 %).
     let rows: Vec<&str> = stdout
         .lines()
         .filter(|l| l.starts_with("normal ") || l.starts_with("high-volatility "))
         .collect();
     assert_eq!(rows.len(), 8, "{stdout}");
-    assert!(rows[0].contains("100 [100-100]"), "the baseline indexes itself: {stdout}");
+    assert!(
+        rows[0].contains("100 [100-100]"),
+        "the baseline indexes itself: {stdout}"
+    );
     for file in [
         "runs.csv",
         "summary.csv",
@@ -59,10 +66,20 @@ fn bad_flags_are_refused_with_what_is_allowed() {
         (&["--threshold", "0.001"][..], "whole basis points"),
         (&["--haircut", "150"][..], "0 to 100 percent"),
         (&["--collateral", "6"][..], "1 to 5"),
-        (&["--scenario", "crash"][..], "one of normal, sharp-rise, sharp-fall, high-volatility"),
-        (&["--prices", "/nonexistent.csv"][..], "cannot read /nonexistent.csv"),
+        (
+            &["--scenario", "crash"][..],
+            "one of normal, sharp-rise, sharp-fall, high-volatility",
+        ),
+        (
+            &["--prices", "/nonexistent.csv"][..],
+            "cannot read /nonexistent.csv",
+        ),
     ] {
-        let run = sim(&[&["--days", "2", "--contracts", "2", "--seeds", "1"][..], args].concat());
+        let run = sim(&[
+            &["--days", "2", "--contracts", "2", "--seeds", "1"][..],
+            args,
+        ]
+        .concat());
         let stderr = String::from_utf8_lossy(&run.stderr);
         assert!(!run.status.success(), "{args:?} was accepted");
         assert!(stderr.contains(expected), "{args:?}: {stderr}");
