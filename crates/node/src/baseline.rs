@@ -60,6 +60,7 @@ fn changes(workload: Workload, accounts: usize, mix: &mut Mix) -> Changes {
                 transfer(source, target, ASSET_JPY, 1)
             })
             .collect(),
+        Workload::Repo => unreachable!("Load::check_baseline refuses the repo workload"),
     }
 }
 
@@ -147,6 +148,7 @@ struct Results {
 /// Run `options`' workload against PostgreSQL at `url`; the report has the same fields as
 /// Kessai's where they apply.
 pub async fn run(url: &str, options: &BenchOptions) -> anyhow::Result<Value> {
+    options.load.check_baseline()?;
     let setup_time = setup(&connect(url).await?, options.load.accounts).await?;
     let mut mix = Mix(42);
     let jobs: Vec<Changes> = (0..options.load.count)

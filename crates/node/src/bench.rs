@@ -8,7 +8,14 @@
 //! happens, so queueing shows in the latency.
 //!
 //! A setup phase (not measured) opens the bench accounts `BENCH/0..N`, owned in turn by the
-//! demo participants, and funds each with JPY and JGB-10Y; it is skipped when they exist.
+//! demo participants, and funds each with JPY and JGB-10Y; it opens only those missing. For
+//! millions of accounts, `kessai devnet --bench-accounts N` writes the same accounts in the
+//! genesis instead ([`genesis_accounts`]): three transactions an account would take hours.
+//!
+//! The `repo` workload (see `repo.rs`) times its contracts' starts like any workload, then the
+//! margin-call burst of the next closed business date apart.
+//!
+//! `--rates a,b,c` repeats an open-loop run at each offered rate: latency against load.
 
 use crate::keystore::Keystore;
 use commonware_codec::Encode;
@@ -28,8 +35,12 @@ use std::{
 };
 use tokio::sync::Notify;
 
+mod repo;
+
 /// The demo participants that own the bench accounts, in turn.
-const OWNERS: [&str; 3] = ["BANK-A", "BANK-B", "CCP"];
+pub const OWNERS: [&str; 3] = ["BANK-A", "BANK-B", "CCP"];
+/// The bench accounts are `BENCH/0..N`.
+pub const ACCOUNT_PREFIX: &str = "BENCH";
 /// Opening balances of every bench account.
 pub const OPENING_JPY: u128 = 1_000_000_000_000;
 pub const OPENING_JGB: u128 = 1_000_000_000;
@@ -37,6 +48,8 @@ pub const OPENING_JGB: u128 = 1_000_000_000;
 pub const BULK_LEGS: usize = 50;
 /// Transactions per setup request (the API's batch limit).
 const SETUP_BATCH: usize = 10_000;
+/// Hex bytes of transactions per setup request: within the API's default body limit (4 MiB).
+const SETUP_REQUEST_BYTES: usize = 3 * 1024 * 1024;
 /// Setup requests not yet final at any time.
 const SETUP_IN_FLIGHT: usize = 4;
 
@@ -51,6 +64,9 @@ pub enum Workload {
     Dvp,
     /// A bundle of 50 transfers between accounts drawn uniformly, settling all or nothing.
     Bulk,
+    /// `count` securities loans started (timed), then a margin-call burst on the third of
+    /// them whose collateral's price moves (timed apart). Kessai only.
+    Repo,
 }
 
 impl Workload {
@@ -60,6 +76,7 @@ impl Workload {
             Workload::Hot => "hot",
             Workload::Dvp => "dvp",
             Workload::Bulk => "bulk",
+            Workload::Repo => "repo",
         }
     }
 }
@@ -79,8 +96,12 @@ pub struct Load {
     #[arg(long, default_value_t = 64)]
     pub concurrency: usize,
     /// Offered transactions per second (open loop); without it, closed loop.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "rates")]
     pub rate: Option<f64>,
+    /// Open-loop runs at each of these offered rates in turn (e.g. `500,1000,2000,4000`), then
+    /// one table of latency against rate (Kessai only).
+    #[arg(long, value_delimiter = ',')]
+    pub rates: Vec<f64>,
     /// Transactions per request (above 1, the batch endpoint; Kessai only).
     #[arg(long, default_value_t = 1)]
     pub batch: usize,
@@ -99,9 +120,25 @@ impl Load {
             "--batch: 1 to {} transactions per request (the API's limit)",
             crate::api::BATCH_TRANSACTIONS_MAX
         );
-        if let Some(rate) = self.rate {
-            anyhow::ensure!(rate.is_finite() && rate > 0.0, "--rate: a positive number");
+        for rate in self.rate.iter().chain(&self.rates) {
+            anyhow::ensure!(rate.is_finite() && *rate > 0.0, "--rate: a positive number");
         }
+        if self.workload == Workload::Repo {
+            anyhow::ensure!(self.count >= 1, "--count: at least one repo contract");
+        }
+        Ok(())
+    }
+
+    /// What the PostgreSQL baseline cannot run.
+    pub fn check_baseline(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            self.workload != Workload::Repo,
+            "--postgres: the baseline has no repo contracts; run --workload repo without it"
+        );
+        anyhow::ensure!(
+            self.rates.is_empty(),
+            "--postgres: one rate at a time (--rate), not a sweep (--rates)"
+        );
         Ok(())
     }
 
@@ -154,7 +191,22 @@ pub fn latency_json(sorted: &[f64]) -> Value {
 }
 
 fn account(index: usize) -> AccountId {
-    AccountId::new(&format!("BENCH/{index}")).expect("a valid code")
+    AccountId::new(&format!("{ACCOUNT_PREFIX}/{index}")).expect("a valid code")
+}
+
+/// The genesis section that writes bench accounts `BENCH/0..count` as the setup phase would
+/// open and fund them: same owners, same balances.
+pub fn genesis_accounts(count: u64) -> crate::genesis::SyntheticAccountsEntry {
+    let balance = |asset: &str, quantity: u128| crate::genesis::SyntheticBalanceEntry {
+        asset: asset.into(),
+        quantity: quantity.to_string(),
+    };
+    crate::genesis::SyntheticAccountsEntry {
+        prefix: ACCOUNT_PREFIX.into(),
+        count,
+        owners: OWNERS.iter().map(|owner| owner.to_string()).collect(),
+        balances: vec![balance("JPY", OPENING_JPY), balance("JGB-10Y", OPENING_JGB)],
+    }
 }
 
 fn owner(index: usize) -> PartyId {
@@ -251,6 +303,7 @@ impl Signer<'_> {
                 }
                 self.sign(&signers, Operation::Bundle(Bundle { legs }))
             }
+            Workload::Repo => anyhow::bail!("the repo workload's transactions come from its setup"),
         }
     }
 }
@@ -287,9 +340,21 @@ struct Tracker {
     first_sent: Option<Instant>,
     last_final: Option<Instant>,
     finished: usize,
+    /// Shows the finished count while a timed part runs.
+    progress: Option<indicatif::ProgressBar>,
+    repo: repo::RepoWatch,
 }
 
 impl Tracker {
+    /// Forget the transactions of a finished phase (not the contracts watched).
+    fn reset(&mut self) {
+        let repo = std::mem::take(&mut self.repo);
+        *self = Tracker {
+            repo,
+            ..Tracker::default()
+        };
+    }
+
     fn record(&mut self, outcome: &Outcome) {
         let key = match outcome {
             Outcome::Accepted => "ACCEPTED".to_string(),
@@ -324,13 +389,13 @@ impl Tracker {
 
 type Shared = Arc<Mutex<Tracker>>;
 
-/// Follow the first node's event stream from `from_height`, marking our transactions final.
+/// Follow the first node's event stream from `from_height`, marking our transactions final and
+/// watching our repo contracts.
 fn follow(
     client: reqwest::Client,
     api: String,
     from_height: u64,
     tracker: Shared,
-    progress: indicatif::ProgressBar,
 ) -> tokio::task::JoinHandle<anyhow::Result<()>> {
     tokio::spawn(async move {
         let url = format!("{api}/v1/events?from_height={from_height}");
@@ -341,16 +406,25 @@ fn follow(
             text.push_str(&String::from_utf8_lossy(&chunk?));
             while let Some(end) = text.find("\n\n") {
                 let event: String = text.drain(..end + 2).collect();
-                if !event.lines().any(|line| line == "event: block") {
+                let is = |kind: &str| event.lines().any(|line| line == format!("event: {kind}"));
+                let (block, repo) = (is("block"), is("repo"));
+                if !block && !repo {
                     continue;
                 }
                 let Some(data) = event.lines().find_map(|line| line.strip_prefix("data: ")) else {
                     continue;
                 };
-                let block: Value = serde_json::from_str(data)?;
+                let data: Value = serde_json::from_str(data)?;
+                let at = Instant::now();
                 let mut tracker = tracker.lock().expect("tracker lock");
-                tracker.block(&block, Instant::now());
-                progress.set_position(tracker.finished as u64);
+                if repo {
+                    tracker.repo.event(&data, at);
+                    continue;
+                }
+                tracker.block(&data, at);
+                if let Some(progress) = &tracker.progress {
+                    progress.set_position(tracker.finished as u64);
+                }
             }
         }
         Ok(())
@@ -488,132 +562,212 @@ async fn wait(waiter: Option<Arc<Waiter>>, timeout: Duration) -> anyhow::Result<
     Ok(())
 }
 
-/// Open and fund the bench accounts that do not exist yet (the last one's JGB balance tells).
-async fn setup(
-    options: &BenchOptions,
-    signer: &Signer<'_>,
-    client: &reqwest::Client,
-    tracker: &Shared,
-) -> anyhow::Result<Option<Duration>> {
-    let api = &options.apis[0];
-    let last = options.load.accounts - 1;
-    let (status, _) = get(
-        client,
-        &format!("{api}/v1/accounts/BENCH%2F{last}/balances/JGB-10Y"),
-    )
-    .await?;
-    if status == 200 {
+/// What every phase of a run shares.
+struct Bench<'a> {
+    options: &'a BenchOptions,
+    client: reqwest::Client,
+    signer: Signer<'a>,
+    tracker: Shared,
+    /// The first node's event stream, followed from before the setup to the end of the run.
+    follower: Mutex<Option<tokio::task::JoinHandle<anyhow::Result<()>>>>,
+}
+
+impl Bench<'_> {
+    fn timeout(&self) -> Duration {
+        self.options.load.timeout()
+    }
+
+    /// An error if the event stream ended: it never ends by itself, and nothing more can
+    /// become final.
+    async fn check_stream(&self) -> anyhow::Result<()> {
+        let finished = {
+            let mut follower = self.follower.lock().expect("follower lock");
+            match follower.as_ref() {
+                Some(handle) if handle.is_finished() => follower.take(),
+                _ => None,
+            }
+        };
+        if let Some(handle) = finished {
+            handle.await??;
+            anyhow::bail!("the event stream of {} closed", self.options.apis[0]);
+        }
+        Ok(())
+    }
+
+    /// Send untimed requests (at most [`SETUP_BATCH`] transactions and [`SETUP_REQUEST_BYTES`]
+    /// each, at most [`SETUP_IN_FLIGHT`] not final, to the nodes in turn) and check that every
+    /// transaction was accepted. Each request is signed when its turn comes, so that memory does not grow
+    /// with the number of accounts.
+    async fn settle_untimed(
+        &self,
+        what: &str,
+        requests: impl Iterator<Item = anyhow::Result<Vec<Transaction>>>,
+    ) -> anyhow::Result<()> {
+        let apis = &self.options.apis;
+        let mut waiters = std::collections::VecDeque::new();
+        let mut sent = 0;
+        for transactions in requests {
+            let mut encoded = encoded(transactions?);
+            while !encoded.is_empty() {
+                // Within the API's request size too: a repo registration is ~1 KB of hex.
+                let mut bytes = 0;
+                let fit = encoded
+                    .iter()
+                    .take_while(|(_, hex)| {
+                        bytes += hex.len();
+                        bytes <= SETUP_REQUEST_BYTES
+                    })
+                    .count()
+                    .max(1);
+                let request: Vec<_> = encoded.drain(..fit).collect();
+                if waiters.len() == SETUP_IN_FLIGHT {
+                    wait(waiters.pop_front(), self.timeout()).await?;
+                }
+                let api = &apis[sent % apis.len()];
+                sent += 1;
+                let waiter = send(&self.client, api, &request, Instant::now(), &self.tracker);
+                waiters.push_back(waiter.await?);
+            }
+        }
+        for waiter in waiters {
+            wait(Some(waiter), self.timeout()).await?;
+        }
+        let mut tracker = self.tracker.lock().expect("tracker lock");
+        let failed: Vec<_> = tracker
+            .outcomes
+            .iter()
+            .filter(|(k, _)| *k != "ACCEPTED")
+            .collect();
+        anyhow::ensure!(failed.is_empty(), "{what} failed: {failed:?}");
+        tracker.reset();
+        Ok(())
+    }
+}
+
+/// How many of the first `accounts` bench accounts exist, funded. They are opened in order
+/// (by the genesis or by earlier setups), so the first one missing is found by bisection.
+async fn funded_accounts(bench: &Bench<'_>, accounts: usize) -> anyhow::Result<usize> {
+    let api = &bench.options.apis[0];
+    let funded = |index: usize| async move {
+        let url = format!("{api}/v1/accounts/{ACCOUNT_PREFIX}%2F{index}/balances/JGB-10Y");
+        anyhow::Ok(get(&bench.client, &url).await?.0 == 200)
+    };
+    if funded(accounts - 1).await? {
+        return Ok(accounts);
+    }
+    // Accounts below `low` are funded; account `high` is not.
+    let (mut low, mut high) = (0, accounts - 1);
+    while low < high {
+        let middle = (low + high) / 2;
+        if funded(middle).await? {
+            low = middle + 1;
+        } else {
+            high = middle;
+        }
+    }
+    Ok(low)
+}
+
+/// Open and fund the bench accounts that do not exist yet.
+async fn setup(bench: &Bench<'_>) -> anyhow::Result<Option<Duration>> {
+    let accounts = bench.options.load.accounts;
+    let existing = funded_accounts(bench, accounts).await?;
+    if existing == accounts {
         return Ok(None);
     }
     let started = Instant::now();
     let csd = PartyId::new("CSD")?;
     let boj = PartyId::new("BOJ")?;
     let (jpy, jgb) = (AssetId::new("JPY")?, AssetId::new("JGB-10Y")?);
-    // Accounts first (a block's issues need them), then the balances; signed a request at a
-    // time, so that memory does not grow with the number of accounts.
+    // Accounts first (a block's issues need them), then the balances.
     for phase in 0..2 {
         let per_account = if phase == 0 { 1 } else { 2 };
         let accounts_per_request = SETUP_BATCH / per_account;
-        let mut waiters = std::collections::VecDeque::new();
-        for (index, first) in (0..options.load.accounts)
+        let requests = (existing..accounts)
             .step_by(accounts_per_request)
-            .enumerate()
-        {
-            let last = (first + accounts_per_request).min(options.load.accounts);
-            let mut transactions = Vec::with_capacity(SETUP_BATCH);
-            for account_index in first..last {
-                let account = account(account_index);
-                if phase == 0 {
-                    let open = OpenAccount {
-                        account,
-                        owner: owner(account_index),
-                    };
-                    transactions.push(signer.sign(&[csd], Operation::OpenAccount(open))?);
-                } else {
-                    for (admin, asset, quantity) in
-                        [(boj, jpy, OPENING_JPY), (csd, jgb, OPENING_JGB)]
-                    {
-                        let issue = SupplyChange {
-                            asset,
+            .map(|first| {
+                let last = (first + accounts_per_request).min(accounts);
+                let mut transactions = Vec::with_capacity(SETUP_BATCH);
+                for account_index in first..last {
+                    let account = account(account_index);
+                    if phase == 0 {
+                        let open = OpenAccount {
                             account,
-                            quantity,
+                            owner: owner(account_index),
                         };
-                        transactions.push(signer.sign(&[admin], Operation::Issue(issue))?);
+                        transactions.push(bench.signer.sign(&[csd], Operation::OpenAccount(open))?);
+                    } else {
+                        for (admin, asset, quantity) in
+                            [(boj, jpy, OPENING_JPY), (csd, jgb, OPENING_JGB)]
+                        {
+                            let issue = SupplyChange {
+                                asset,
+                                account,
+                                quantity,
+                            };
+                            transactions
+                                .push(bench.signer.sign(&[admin], Operation::Issue(issue))?);
+                        }
                     }
                 }
-            }
-            // At most a few requests outstanding, so that the mempool never fills.
-            if waiters.len() == SETUP_IN_FLIGHT {
-                wait(waiters.pop_front(), options.load.timeout()).await?;
-            }
-            let api = &options.apis[index % options.apis.len()];
-            let request = encoded(transactions);
-            waiters.push_back(send(client, api, &request, Instant::now(), tracker).await?);
-        }
-        for waiter in waiters {
-            wait(Some(waiter), options.load.timeout()).await?;
-        }
-        let mut tracker = tracker.lock().expect("tracker lock");
-        let failed: Vec<_> = tracker
-            .outcomes
-            .iter()
-            .filter(|(k, _)| *k != "ACCEPTED")
-            .collect();
-        anyhow::ensure!(failed.is_empty(), "setup failed: {failed:?}");
-        *tracker = Tracker::default();
+                Ok(transactions)
+            });
+        bench.settle_untimed("setup", requests).await?;
     }
     Ok(Some(started.elapsed()))
 }
 
-/// Run the benchmark; returns the report, and the options for a baseline run of the same work.
-pub async fn run(mut options: BenchOptions) -> anyhow::Result<(Value, BenchOptions)> {
-    options.load.check()?;
-    let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(options.load.concurrency.max(8))
-        .build()?;
-    anyhow::ensure!(!options.apis.is_empty(), "no node API to load");
-    for api in &mut options.apis {
-        *api = api.trim_end_matches('/').to_string();
-    }
-    let (_, status) = get(&client, &format!("{}/v1/status", options.apis[0])).await?;
-    let network = status["network"]
-        .as_u64()
-        .ok_or_else(|| anyhow::anyhow!("no network id in /v1/status"))? as u32;
-    let signer = Signer {
-        network,
-        keys: &options.keys,
-    };
-    let tracker: Shared = Arc::default();
-    let height = status["height"].as_u64().unwrap_or(0);
-    let hidden = indicatif::ProgressBar::hidden();
-    let follower = follow(
-        client.clone(),
-        options.apis[0].clone(),
-        height + 1,
-        tracker.clone(),
-        hidden,
-    );
-    let setup_time = setup(&options, &signer, &client, &tracker).await?;
-    follower.abort();
-    let (_, status) = get(&client, &format!("{}/v1/status", options.apis[0])).await?;
-    let height = status["height"].as_u64().unwrap_or(0);
+/// Each node's process CPU seconds and resident memory, if it reports them.
+async fn node_usages(bench: &Bench<'_>) -> Vec<Option<(f64, f64)>> {
+    futures::future::join_all(
+        bench
+            .options
+            .apis
+            .iter()
+            .map(|api| node_usage(&bench.client, api)),
+    )
+    .await
+}
 
-    // Generate and sign before the clock starts.
-    let signing = Instant::now();
-    let mut mix = Mix(42);
-    let transactions = (0..options.load.count)
-        .map(|_| signer.transaction(options.load.workload, options.load.accounts, &mut mix))
-        .collect::<anyhow::Result<Vec<_>>>()?;
-    let signing = signing.elapsed();
+/// Each node's CPU over `window` seconds and its memory at the end.
+fn usage_json(
+    bench: &Bench<'_>,
+    before: &[Option<(f64, f64)>],
+    after: &[Option<(f64, f64)>],
+    window: f64,
+) -> Vec<Value> {
+    bench
+        .options
+        .apis
+        .iter()
+        .zip(before.iter().zip(after))
+        .map(|(api, (before, after))| match (before, after) {
+            (Some((cpu_before, _)), Some((cpu_after, rss))) => json!({
+                "api": api,
+                "cpu_seconds": cpu_after - cpu_before,
+                "cpu_percent": (cpu_after - cpu_before) / window.max(1e-9) * 100.0,
+                "rss_mib": rss / 1048576.0,
+            }),
+            _ => json!({"api": api, "cpu_seconds": null, "cpu_percent": null, "rss_mib": null}),
+        })
+        .collect()
+}
+
+/// The timed run of `transactions` (closed or open loop), and its report.
+async fn timed(
+    bench: &Bench<'_>,
+    transactions: Vec<Transaction>,
+    signing: Duration,
+) -> anyhow::Result<Value> {
+    let options = bench.options;
+    let count = transactions.len();
     let requests: Vec<Vec<(String, String)>> = encoded(transactions)
         .chunks(options.load.batch)
         .map(<[_]>::to_vec)
         .collect();
-
-    let usage_before =
-        futures::future::join_all(options.apis.iter().map(|api| node_usage(&client, api))).await;
+    let usage_before = node_usages(bench).await;
     let progress = if options.progress {
-        indicatif::ProgressBar::new(options.load.count as u64)
+        indicatif::ProgressBar::new(count as u64)
     } else {
         indicatif::ProgressBar::hidden()
     };
@@ -621,13 +775,12 @@ pub async fn run(mut options: BenchOptions) -> anyhow::Result<(Value, BenchOptio
         indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} final  {per_sec}  {elapsed}")
             .expect("a valid template"),
     );
-    let follower = follow(
-        client.clone(),
-        options.apis[0].clone(),
-        height + 1,
-        tracker.clone(),
-        progress.clone(),
-    );
+    {
+        let mut tracker = bench.tracker.lock().expect("tracker lock");
+        tracker.reset();
+        tracker.progress = Some(progress.clone());
+    }
+    let (client, tracker) = (&bench.client, &bench.tracker);
     let started = Instant::now();
     let next = Arc::new(AtomicUsize::new(0));
     let requests = Arc::new(requests);
@@ -680,23 +833,16 @@ pub async fn run(mut options: BenchOptions) -> anyhow::Result<(Value, BenchOptio
         task.await??;
     }
     let sent_for = started.elapsed();
-    let deadline = Instant::now() + options.load.timeout();
-    while tracker.lock().expect("tracker lock").finished < options.load.count
-        && Instant::now() < deadline
-    {
-        if follower.is_finished() {
-            // The stream never ends by itself: it failed, and nothing more can become final.
-            follower.await??;
-            anyhow::bail!("the event stream of {} closed", options.apis[0]);
-        }
+    let deadline = Instant::now() + bench.timeout();
+    while tracker.lock().expect("tracker lock").finished < count && Instant::now() < deadline {
+        bench.check_stream().await?;
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     progress.finish();
-    follower.abort();
-    let usage_after =
-        futures::future::join_all(options.apis.iter().map(|api| node_usage(&client, api))).await;
+    let usage_after = node_usages(bench).await;
 
-    let tracker = tracker.lock().expect("tracker lock");
+    let mut tracker = tracker.lock().expect("tracker lock");
+    tracker.progress = None;
     let mut latencies = tracker.latencies_ms.clone();
     latencies.sort_by(f64::total_cmp);
     let finalized = latencies.len();
@@ -706,39 +852,138 @@ pub async fn run(mut options: BenchOptions) -> anyhow::Result<(Value, BenchOptio
         .map_or(0.0, |(last, first)| {
             last.duration_since(first).as_secs_f64()
         });
-    let nodes: Vec<Value> = options
-        .apis
-        .iter()
-        .zip(usage_before.iter().zip(&usage_after))
-        .map(|(api, (before, after))| match (before, after) {
-            (Some((cpu_before, _)), Some((cpu_after, rss))) => json!({
-                "api": api,
-                "cpu_seconds": cpu_after - cpu_before,
-                "cpu_percent": (cpu_after - cpu_before) / window.max(1e-9) * 100.0,
-                "rss_mib": rss / 1048576.0,
-            }),
-            _ => json!({"api": api, "cpu_seconds": null, "cpu_percent": null, "rss_mib": null}),
-        })
-        .collect();
-    let report = json!({
+    Ok(json!({
         "system": "kessai",
         "workload": options.load.workload.name(),
         "accounts": options.load.accounts,
-        "transactions": options.load.count,
+        "transactions": count,
         "mode": match options.load.rate { Some(rate) => format!("open loop, {rate} tx/s offered"), None => format!("closed loop, {} clients", options.load.concurrency) },
+        "rate": options.load.rate,
         "batch": options.load.batch,
-        "setup_seconds": setup_time.map(|t| t.as_secs_f64()),
-        "signing": {"seconds": signing.as_secs_f64(), "per_second": options.load.count as f64 / signing.as_secs_f64()},
-        "offered_per_second": options.load.count as f64 / sent_for.as_secs_f64(),
+        "signing": {"seconds": signing.as_secs_f64(), "per_second": count as f64 / signing.as_secs_f64()},
+        "offered_per_second": count as f64 / sent_for.as_secs_f64(),
         "finalized": finalized,
         "finalized_per_second": finalized as f64 / window.max(1e-9),
-        "unfinished": options.load.count - tracker.finished,
+        "unfinished": count - tracker.finished,
         "outcomes": tracker.outcomes,
         "latency_ms": latency_json(&latencies),
-        "nodes": nodes,
-    });
-    drop(tracker);
-    Ok((report, options))
+        "nodes": usage_json(bench, &usage_before, &usage_after, window),
+    }))
+}
+
+/// Run the benchmark; returns the report, and the options for a baseline run of the same work.
+pub async fn run(mut options: BenchOptions) -> anyhow::Result<(Value, BenchOptions)> {
+    options.load.check()?;
+    anyhow::ensure!(!options.apis.is_empty(), "no node API to load");
+    for api in &mut options.apis {
+        *api = api.trim_end_matches('/').to_string();
+    }
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(options.load.concurrency.max(8))
+        .build()?;
+    let (_, status) = get(&client, &format!("{}/v1/status", options.apis[0])).await?;
+    let network = status["network"]
+        .as_u64()
+        .ok_or_else(|| anyhow::anyhow!("no network id in /v1/status"))? as u32;
+    let height = status["height"].as_u64().unwrap_or(0);
+    let tracker: Shared = Arc::default();
+    let follower = follow(
+        client.clone(),
+        options.apis[0].clone(),
+        height + 1,
+        tracker.clone(),
+    );
+    let bench = Bench {
+        options: &options,
+        client,
+        signer: Signer {
+            network,
+            keys: &options.keys,
+        },
+        tracker,
+        follower: Mutex::new(Some(follower)),
+    };
+    let result = run_phases(&bench).await;
+    if let Some(follower) = bench.follower.lock().expect("follower lock").take() {
+        follower.abort();
+    }
+    drop(bench);
+    Ok((result?, options))
+}
+
+async fn run_phases(bench: &Bench<'_>) -> anyhow::Result<Value> {
+    let load = &bench.options.load;
+    let setup_time = setup(bench).await?;
+    let repo = if load.workload == Workload::Repo {
+        let started = Instant::now();
+        let plan = repo::setup(bench).await?;
+        Some((plan, started.elapsed()))
+    } else {
+        None
+    };
+    // Generate and sign before the clock starts.
+    let signing = Instant::now();
+    let transactions = match &repo {
+        Some((plan, _)) => repo::starts(bench, plan)?,
+        None => {
+            let mut mix = Mix(42);
+            (0..load.count)
+                .map(|_| {
+                    bench
+                        .signer
+                        .transaction(load.workload, load.accounts, &mut mix)
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?
+        }
+    };
+    let signing = signing.elapsed();
+    let mut report = timed(bench, transactions, signing).await?;
+    report["setup_seconds"] = json!(setup_time.map(|t| t.as_secs_f64()));
+    if let Some((plan, setup_time)) = repo {
+        report["repo"] = repo::burst_and_cleanup(bench, &plan, setup_time).await?;
+    }
+    Ok(report)
+}
+
+/// Open-loop runs at each of `options.load.rates` in turn: one report per rate.
+pub async fn sweep(mut options: BenchOptions) -> anyhow::Result<Value> {
+    options.load.check()?;
+    anyhow::ensure!(!options.load.rates.is_empty(), "--rates: at least one rate");
+    let mut reports = Vec::new();
+    for rate in options.load.rates.clone() {
+        options.load.rate = Some(rate);
+        let (report, returned) = run(options).await?;
+        if returned.progress {
+            print!("{}", table(&report));
+        }
+        reports.push(report);
+        options = returned;
+    }
+    Ok(json!({"sweep": reports}))
+}
+
+/// Latency against offered rate, one line per run of a sweep.
+pub fn sweep_table(sweep: &Value) -> String {
+    let mut out = format!(
+        "\n{:>10} {:>10} {:>10} {:>8} {:>8} {:>8} {:>8} {:>10}\n",
+        "rate tx/s", "offered", "finalized", "p50 ms", "p90 ms", "p99 ms", "p99.9", "unfinished"
+    );
+    for report in sweep["sweep"].as_array().into_iter().flatten() {
+        let number = |value: &Value| value.as_f64().unwrap_or(f64::NAN);
+        let latency = &report["latency_ms"];
+        out.push_str(&format!(
+            "{:>10.0} {:>10.0} {:>10.0} {:>8.0} {:>8.0} {:>8.0} {:>8.0} {:>10}\n",
+            number(&report["rate"]),
+            number(&report["offered_per_second"]),
+            number(&report["finalized_per_second"]),
+            number(&latency["p50"]),
+            number(&latency["p90"]),
+            number(&latency["p99"]),
+            number(&latency["p99_9"]),
+            report["unfinished"],
+        ));
+    }
+    out
 }
 
 /// The report as a table for the terminal.
@@ -803,7 +1048,16 @@ pub fn table(report: &Value) -> String {
             latency["max"].as_f64().unwrap_or(f64::NAN),
         ),
     );
-    for node in report["nodes"].as_array().into_iter().flatten() {
+    node_lines(&mut line, &report["nodes"]);
+    if report["repo"].is_object() {
+        repo::table(&mut line, &report["repo"]);
+    }
+    out
+}
+
+/// Each node's CPU and memory, a line each.
+fn node_lines(line: &mut dyn FnMut(&str, String), nodes: &Value) {
+    for node in nodes.as_array().into_iter().flatten() {
         line(
             &format!("node {}", node["api"].as_str().unwrap_or("")),
             match node["cpu_percent"].as_f64() {
@@ -815,7 +1069,6 @@ pub fn table(report: &Value) -> String {
             },
         );
     }
-    out
 }
 
 /// Kessai and PostgreSQL side by side, with the ratio Kessai / PostgreSQL.

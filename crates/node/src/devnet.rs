@@ -30,6 +30,9 @@ pub struct InitOptions {
     pub epoch_blocks: u64,
     pub base_port: u16,
     pub passphrase: String,
+    /// Bench accounts `BENCH/0..N` written by the genesis (its synthetic-accounts section), so
+    /// that `kessai bench --accounts N` needs no setup.
+    pub bench_accounts: u64,
 }
 
 /// The demo parties: (id, roles).
@@ -171,6 +174,8 @@ pub fn init(options: &InitOptions) -> anyhow::Result<()> {
         assets,
         accounts,
         balances,
+        synthetic_accounts: (options.bench_accounts > 0)
+            .then(|| crate::bench::genesis_accounts(options.bench_accounts)),
     };
     genesis.to_genesis()?;
     std::fs::write(dir.join("genesis.toml"), toml::to_string(&genesis)?)?;
@@ -215,6 +220,15 @@ pub fn init(options: &InitOptions) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The synthetic accounts of the network's genesis in `dir`.
+fn genesis_accounts(dir: &std::path::Path) -> anyhow::Result<u64> {
+    let text = std::fs::read_to_string(dir.join("genesis.toml"))?;
+    let genesis: GenesisFile = toml::from_str(&text)?;
+    Ok(genesis
+        .synthetic_accounts
+        .map_or(0, |section| section.count))
+}
+
 /// Run `init` if needed, start every node as a child process, wait for them to be ready, print
 /// their addresses, and stop them all on Ctrl-C (or when one dies).
 pub async fn devnet(options: InitOptions) -> anyhow::Result<()> {
@@ -230,6 +244,21 @@ pub async fn devnet(options: InitOptions) -> anyhow::Result<()> {
         println!(
             "reusing the network in {} (delete it for a fresh one)",
             dir.display()
+        );
+        let existing = genesis_accounts(&dir)?;
+        if options.bench_accounts > 0 && options.bench_accounts != existing {
+            println!(
+                "  --bench-accounts {} ignored: its genesis has {existing} bench accounts",
+                options.bench_accounts
+            );
+        }
+    }
+    let bench_accounts = genesis_accounts(&dir)?;
+    if bench_accounts > 0 {
+        println!(
+            "the genesis holds bench accounts {}/0..{bench_accounts} (a new node writes them \
+             before it is ready)",
+            crate::bench::ACCOUNT_PREFIX
         );
     }
     let exe = std::env::current_exe()?;
@@ -249,7 +278,10 @@ pub async fn devnet(options: InitOptions) -> anyhow::Result<()> {
         children.push(child);
     }
     let client = reqwest::Client::new();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+    // Each node writes the genesis before it is ready: bench accounts take about a second per
+    // 10,000 accounts when four nodes share two cores.
+    let ready_within = Duration::from_secs(120 + genesis_accounts(&dir)? / 5_000);
+    let deadline = tokio::time::Instant::now() + ready_within;
     for (index, child) in children.iter_mut().enumerate() {
         let url = format!(
             "http://{}/ready",
@@ -263,7 +295,8 @@ pub async fn devnet(options: InitOptions) -> anyhow::Result<()> {
             }
             if tokio::time::Instant::now() > deadline {
                 anyhow::bail!(
-                    "node {index} not ready after 120 s; see {}",
+                    "node {index} not ready after {} s; see {}",
+                    ready_within.as_secs(),
                     options.node_dir(index).join("node.log").display()
                 );
             }

@@ -1,7 +1,7 @@
 //! The genesis file: the chain's validators, parameters, and opening parties, assets, accounts
 //! and balances, in TOML. Its SHA-256 identifies the chain.
 
-use kessai_state::{Genesis, Parameters};
+use kessai_state::{Genesis, Parameters, SyntheticAccounts};
 use kessai_types::{
     Account, AccountId, Asset, AssetClass, AssetId, Hash32, Party, PartyId, PublicKey, Role,
     RoleSet,
@@ -23,6 +23,30 @@ pub struct GenesisFile {
     pub accounts: Vec<AccountEntry>,
     #[serde(default)]
     pub balances: Vec<BalanceEntry>,
+    /// Accounts generated when the genesis is written rather than listed here (benchmarks).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub synthetic_accounts: Option<SyntheticAccountsEntry>,
+}
+
+/// Accounts `PREFIX/0` to `PREFIX/{count - 1}`: account `i` is owned by `owners[i % len]` and
+/// holds each of `balances`. A few lines stand for millions of accounts; each node expands them
+/// when it writes the genesis.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SyntheticAccountsEntry {
+    pub prefix: String,
+    pub count: u64,
+    pub owners: Vec<String>,
+    #[serde(default)]
+    pub balances: Vec<SyntheticBalanceEntry>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SyntheticBalanceEntry {
+    pub asset: String,
+    /// Units, as a decimal string.
+    pub quantity: String,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -299,6 +323,35 @@ impl GenesisFile {
                 ))
             })
             .collect::<Result<Vec<_>, GenesisFileError>>()?;
+        let synthetic = self
+            .synthetic_accounts
+            .as_ref()
+            .map(|section| {
+                let at = |name: &str| format!("synthetic_accounts.{name}");
+                Ok(SyntheticAccounts {
+                    prefix: section.prefix.clone(),
+                    count: section.count,
+                    owners: section
+                        .owners
+                        .iter()
+                        .map(|owner| PartyId::new(owner).map_err(|e| field(at("owners"), e)))
+                        .collect::<Result<_, _>>()?,
+                    balances: section
+                        .balances
+                        .iter()
+                        .map(|b| {
+                            Ok((
+                                AssetId::new(&b.asset)
+                                    .map_err(|e| field(at("balances.asset"), e))?,
+                                b.quantity
+                                    .parse::<u128>()
+                                    .map_err(|e| field(at("balances.quantity"), e))?,
+                            ))
+                        })
+                        .collect::<Result<_, GenesisFileError>>()?,
+                })
+            })
+            .transpose()?;
         let governor_count = parties
             .iter()
             .filter(|p| p.roles.contains(Role::NetworkGovernor))
@@ -321,8 +374,10 @@ impl GenesisFile {
             accounts,
             balances,
             validators,
+            synthetic,
         };
-        kessai_state::genesis_writes(&genesis).map_err(|e| field("chain", e))?;
+        // Checks everything, synthetic accounts included, without expanding them.
+        kessai_state::genesis_base_writes(&genesis).map_err(|e| field("chain", e))?;
         Ok(genesis)
     }
 }

@@ -49,7 +49,8 @@ enum Command {
         command: TxCommand,
     },
     /// Load a running network through its API and report throughput, latency to finality and
-    /// the nodes' CPU and memory (a setup phase first opens and funds the bench accounts).
+    /// the nodes' CPU and memory (a setup phase first opens and funds the bench accounts,
+    /// unless `devnet --bench-accounts` wrote them in the genesis).
     Bench {
         /// A node's API; repeat to spread requests over several nodes (the first one's event
         /// stream is watched). Default: the devnet's four validators.
@@ -105,6 +106,10 @@ struct NetworkArgs {
     /// Passphrase of the generated keystore.
     #[arg(long, env = "KESSAI_KEYSTORE_PASSPHRASE", default_value = "devnet")]
     passphrase: String,
+    /// Write bench accounts BENCH/0..N in the genesis, funded as `kessai bench`'s setup would
+    /// (only when the network is created): `kessai bench --accounts N` then skips its setup.
+    #[arg(long, default_value_t = 0)]
+    bench_accounts: u64,
 }
 
 #[derive(Args)]
@@ -386,6 +391,9 @@ fn main() -> anyhow::Result<()> {
             postgres,
         } => {
             load.check()?;
+            if postgres.is_some() {
+                load.check_baseline()?;
+            }
             let apis = if apis.is_empty() {
                 (0..4)
                     .map(|i| format!("http://127.0.0.1:{}", 7200 + i))
@@ -400,6 +408,14 @@ fn main() -> anyhow::Result<()> {
                 progress: true,
             };
             let runtime = runtime()?;
+            if !options.load.rates.is_empty() {
+                let sweep = runtime.block_on(kessai::bench::sweep(options))?;
+                print!("{}", kessai::bench::sweep_table(&sweep));
+                if let Some(path) = report {
+                    std::fs::write(&path, serde_json::to_string_pretty(&sweep)?)?;
+                }
+                return Ok(());
+            }
             let (kessai, options) = runtime.block_on(kessai::bench::run(options))?;
             print!("{}", kessai::bench::table(&kessai));
             let value = match postgres {
@@ -427,6 +443,7 @@ fn init_options(network: NetworkArgs) -> devnet::InitOptions {
         epoch_blocks: network.epoch_blocks,
         base_port: network.base_port,
         passphrase: network.passphrase,
+        bench_accounts: network.bench_accounts,
     }
 }
 

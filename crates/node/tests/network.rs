@@ -45,6 +45,7 @@ impl Network {
             epoch_blocks: EPOCH_BLOCKS,
             base_port: self.base_port,
             passphrase: PASSPHRASE.into(),
+            bench_accounts: 0,
         }
         .node_dir(index)
     }
@@ -115,6 +116,9 @@ fn init(base_port: u16) -> Network {
             "1",
             "--epoch-blocks",
             &EPOCH_BLOCKS.to_string(),
+            // The bench smoke run opens the other 40 of its 100 accounts.
+            "--bench-accounts",
+            "60",
         ])
         .stdout(Stdio::null())
         .status()
@@ -521,8 +525,10 @@ async fn api_checks(
     assert_eq!(resumed, vec![3, 4]);
 }
 
-/// A tiny `kessai bench` run, so that it keeps working: setup of 100 accounts, then 300 DvP
-/// transactions in batches of 10 over two nodes, all final and accepted (no timing asserted).
+/// A tiny `kessai bench` run, so that it keeps working: setup of 100 accounts (60 of them in
+/// the genesis), then 300 DvP transactions in batches of 10 over two nodes, all final and
+/// accepted; then the repo workload with 7 contracts: every start and the margin calls of the
+/// 3 that pledge the moving asset (no timing asserted).
 fn bench_smoke(network: &Network) {
     let report = network.dir.path().join("bench.json");
     let out = cli(
@@ -556,6 +562,39 @@ fn bench_smoke(network: &Network) {
         report["nodes"][0]["rss_mib"].as_f64().unwrap() > 0.0,
         "{out}"
     );
+
+    let report = network.dir.path().join("repo.json");
+    let out = cli(
+        &network.api(0),
+        &network.dir.path().join("keystore.json"),
+        &[
+            "bench",
+            "--api",
+            &network.api(0),
+            "--api",
+            &network.api(1),
+            "--workload",
+            "repo",
+            "--accounts",
+            "100",
+            "--count",
+            "7",
+            "--concurrency",
+            "2",
+            "--report",
+            report.to_str().unwrap(),
+        ],
+    );
+    let report: Value = serde_json::from_str(&std::fs::read_to_string(report).unwrap()).unwrap();
+    assert_eq!(report["outcomes"], json!({"ACCEPTED": 7}), "{out}");
+    let repo = &report["repo"];
+    assert_eq!(repo["starts"], json!({"STARTED": 7}), "{out}");
+    let burst = &repo["burst"];
+    assert_eq!(burst["marked"], 7, "{out}");
+    assert_eq!(burst["margin_calls"], 3, "{out}");
+    assert_eq!(burst["margin_calls_expected"], 3, "{out}");
+    assert_eq!(burst["failures"], json!({}), "{out}");
+    assert_eq!(repo["cleanup"]["events"], json!({"MATURED": 7}), "{out}");
 }
 
 /// Run the command line against `api` and return what it printed; it must succeed.

@@ -8,10 +8,10 @@ use crate::{
     },
 };
 use kessai_types::{
-    Account, AccountId, Asset, AssetId, Balance, Party, PublicKey, Quantity, Role,
+    Account, AccountId, Asset, AssetId, Balance, Party, PartyId, PublicKey, Quantity, Role,
     transaction::{BUNDLE_LEGS_MAX_ENCODED, VALIDATORS_MAX},
 };
-use std::collections::BTreeMap;
+use std::{collections::BTreeMap, ops::Range};
 
 /// Everything the ledger holds at height 0.
 #[derive(Clone, Debug, Default)]
@@ -26,6 +26,55 @@ pub struct Genesis {
     pub balances: Vec<(AccountId, AssetId, Quantity)>,
     /// The consensus keys of epoch 0's validators (none for a ledger run without consensus).
     pub validators: Vec<PublicKey>,
+    /// Accounts generated rather than listed (benchmarks): millions of them cost a few lines.
+    pub synthetic: Option<SyntheticAccounts>,
+}
+
+/// Accounts `{prefix}/0` to `{prefix}/{count - 1}`, expanded deterministically when the
+/// genesis is written: account `i` is owned by `owners[i % owners.len()]` and holds each of
+/// `balances`. They are written in chunks ([`SyntheticAccounts::records`]), so that neither
+/// the genesis file nor a node's memory holds them all at once.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SyntheticAccounts {
+    pub prefix: String,
+    pub count: u64,
+    pub owners: Vec<PartyId>,
+    pub balances: Vec<(AssetId, Quantity)>,
+}
+
+impl SyntheticAccounts {
+    /// The id of account `index`.
+    pub fn account(&self, index: u64) -> Result<AccountId, GenesisError> {
+        AccountId::new(&format!("{}/{index}", self.prefix)).map_err(|error| {
+            GenesisError::Synthetic(format!("account {}/{index}: {error}", self.prefix))
+        })
+    }
+
+    /// The records of accounts `range` (within `0..count`), each account then its balances.
+    /// [`genesis_writes`] checked the section, so every id is valid.
+    pub fn records(&self, range: Range<u64>) -> impl Iterator<Item = (StateKey, StateValue)> {
+        assert!(
+            range.end <= self.count,
+            "synthetic accounts {range:?} beyond {}",
+            self.count
+        );
+        range.flat_map(move |index| {
+            let id = self.account(index).expect("checked by genesis_writes");
+            let account = Account {
+                id,
+                owner: self.owners[index as usize % self.owners.len()],
+                frozen: false,
+            };
+            let balances = self.balances.iter().map(move |(asset, quantity)| {
+                let balance = Balance {
+                    available: *quantity,
+                    encumbered: 0,
+                };
+                (StateKey::Balance(id, *asset), StateValue::Balance(balance))
+            });
+            std::iter::once((StateKey::Account(id), StateValue::Account(account))).chain(balances)
+        })
+    }
 }
 
 /// Why a genesis is invalid.
@@ -41,6 +90,8 @@ pub enum GenesisError {
     Threshold { threshold: u32, governors: u32 },
     #[error("supply of {0} exceeds the ledger's maximum")]
     SupplyTooLarge(String),
+    #[error("synthetic accounts: {0}")]
+    Synthetic(String),
     #[error("parameter {name} is {value}; it must be between {min} and {max}")]
     Parameter {
         name: &'static str,
@@ -95,8 +146,20 @@ fn check_parameters(parameters: &Parameters) -> Result<(), GenesisError> {
     Ok(())
 }
 
-/// Validate `genesis` and produce its records.
+/// Validate `genesis` and produce all its records, the synthetic accounts' included.
 pub fn genesis_writes(genesis: &Genesis) -> Result<WriteSet, GenesisError> {
+    let mut writes = genesis_base_writes(genesis)?;
+    if let Some(synthetic) = &genesis.synthetic {
+        for (key, value) in synthetic.records(0..synthetic.count) {
+            writes.insert(key, Some(value));
+        }
+    }
+    Ok(writes)
+}
+
+/// Validate `genesis` (its synthetic accounts included) and produce its records except the
+/// synthetic accounts' (see [`SyntheticAccounts::records`]). Asset supplies count them.
+pub fn genesis_base_writes(genesis: &Genesis) -> Result<WriteSet, GenesisError> {
     let mut records: BTreeMap<StateKey, StateValue> = BTreeMap::new();
     let insert =
         |records: &mut BTreeMap<StateKey, StateValue>, key: StateKey, value: StateValue| {
@@ -182,6 +245,9 @@ pub fn genesis_writes(genesis: &Genesis) -> Result<WriteSet, GenesisError> {
             StateValue::Balance(balance),
         )?;
     }
+    if let Some(synthetic) = &genesis.synthetic {
+        check_synthetic(&mut records, synthetic, &genesis.accounts)?;
+    }
     let chain = Chain {
         height: 0,
         time_ms: genesis.time_ms,
@@ -214,6 +280,62 @@ pub fn genesis_writes(genesis: &Genesis) -> Result<WriteSet, GenesisError> {
         .into_iter()
         .map(|(key, value)| (key, Some(value)))
         .collect())
+}
+
+/// The section names known owners and assets, and ids that are valid and not listed too; the
+/// supplies grow by what the accounts hold.
+fn check_synthetic(
+    records: &mut BTreeMap<StateKey, StateValue>,
+    synthetic: &SyntheticAccounts,
+    listed: &[Account],
+) -> Result<(), GenesisError> {
+    let invalid = |reason: String| Err(GenesisError::Synthetic(reason));
+    if synthetic.owners.is_empty() {
+        return invalid("no owners".into());
+    }
+    for owner in &synthetic.owners {
+        if !records.contains_key(&StateKey::Party(*owner)) {
+            return Err(GenesisError::Unknown(
+                "synthetic accounts".into(),
+                format!("party {owner}"),
+            ));
+        }
+    }
+    if synthetic.count > 0 {
+        // The longest id is the last one's.
+        synthetic.account(synthetic.count - 1)?;
+    }
+    let prefix = format!("{}/", synthetic.prefix);
+    if let Some(account) = listed
+        .iter()
+        .find(|account| account.id.to_string().starts_with(&prefix))
+    {
+        return Err(GenesisError::Duplicate(format!(
+            "account {} (listed, and under the synthetic prefix {prefix})",
+            account.id
+        )));
+    }
+    for (index, (asset, quantity)) in synthetic.balances.iter().enumerate() {
+        if synthetic.balances[..index].iter().any(|(a, _)| a == asset) {
+            return Err(GenesisError::Duplicate(format!(
+                "synthetic balance in {asset}"
+            )));
+        }
+        let Some(StateValue::Asset(mut record)) = records.get(&StateKey::Asset(*asset)).cloned()
+        else {
+            return Err(GenesisError::Unknown(
+                "synthetic accounts".into(),
+                format!("asset {asset}"),
+            ));
+        };
+        record.supply = quantity
+            .checked_mul(synthetic.count as u128)
+            .and_then(|total| record.supply.checked_add(total))
+            .filter(|supply| *supply <= SUPPLY_MAX)
+            .ok_or_else(|| GenesisError::SupplyTooLarge(asset.to_string()))?;
+        records.insert(StateKey::Asset(*asset), StateValue::Asset(record));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -280,6 +402,115 @@ mod tests {
                 Err(GenesisError::Parameter { name, .. }) => assert_eq!(name, expected),
                 other => panic!("{expected}: expected a parameter error, got {other:?}"),
             }
+        }
+    }
+
+    /// A genesis with two owners and a JPY cash asset, and `synthetic` accounts.
+    fn with_accounts(listed: &[(&str, &str)], synthetic: Option<SyntheticAccounts>) -> Genesis {
+        let party = |id: &str, seed: u64, roles: &[Role]| Party {
+            id: id.parse().unwrap(),
+            public_key: PrivateKey::from_seed(seed).public_key(),
+            roles: RoleSet::of(roles),
+            kyc: None,
+        };
+        let jpy: AssetId = "JPY".parse().unwrap();
+        Genesis {
+            parties: vec![
+                party("GOV", 1, &[Role::NetworkGovernor, Role::TokenAdministrator]),
+                party("A", 2, &[Role::Participant]),
+                party("B", 3, &[Role::Participant]),
+            ],
+            assets: vec![Asset {
+                id: jpy,
+                class: kessai_types::AssetClass::Cash {
+                    currency: "JPY".parse().unwrap(),
+                    minor_unit_exponent: 0,
+                },
+                administrator: "GOV".parse().unwrap(),
+                kyc_required: false,
+                frozen: false,
+                supply: 0,
+            }],
+            accounts: listed
+                .iter()
+                .map(|(id, owner)| Account {
+                    id: id.parse().unwrap(),
+                    owner: owner.parse().unwrap(),
+                    frozen: false,
+                })
+                .collect(),
+            balances: listed
+                .iter()
+                .map(|(id, _)| (id.parse().unwrap(), jpy, 7))
+                .collect(),
+            synthetic,
+            ..genesis(Parameters::default())
+        }
+    }
+
+    fn bench(count: u64) -> SyntheticAccounts {
+        SyntheticAccounts {
+            prefix: "BENCH".into(),
+            count,
+            owners: vec!["A".parse().unwrap(), "B".parse().unwrap()],
+            balances: vec![("JPY".parse().unwrap(), 7)],
+        }
+    }
+
+    #[test]
+    fn synthetic_accounts_are_the_accounts_they_stand_for() {
+        let listed = [
+            ("BENCH/0", "A"),
+            ("BENCH/1", "B"),
+            ("BENCH/2", "A"),
+            ("X", "B"),
+        ];
+        let expected = genesis_writes(&with_accounts(&listed, None)).unwrap();
+        let synthetic = with_accounts(&listed[3..], Some(bench(3)));
+        assert_eq!(genesis_writes(&synthetic).unwrap(), expected);
+        // The base holds everything else, the supply counting the synthetic accounts.
+        let base = genesis_base_writes(&synthetic).unwrap();
+        let chunks: Vec<_> = [0..2, 2..3]
+            .into_iter()
+            .flat_map(|range| bench(3).records(range).collect::<Vec<_>>())
+            .collect();
+        assert_eq!(base.len() + chunks.len(), expected.len());
+        for (key, value) in chunks {
+            assert_eq!(expected[&key], Some(value));
+        }
+        for (key, value) in &base {
+            assert_eq!(&expected[key], value);
+        }
+    }
+
+    #[test]
+    fn synthetic_accounts_that_cannot_exist_are_refused() {
+        let unknown_owner = SyntheticAccounts {
+            owners: vec!["C".parse().unwrap()],
+            ..bench(3)
+        };
+        let unknown_asset = SyntheticAccounts {
+            balances: vec![("USD".parse().unwrap(), 1)],
+            ..bench(3)
+        };
+        let too_long = SyntheticAccounts {
+            prefix: "A".repeat(30),
+            ..bench(100)
+        };
+        let no_owner = SyntheticAccounts {
+            owners: Vec::new(),
+            ..bench(3)
+        };
+        let cases: [(&[(&str, &str)], SyntheticAccounts); 5] = [
+            (&[], unknown_owner),
+            (&[], unknown_asset),
+            (&[], too_long),
+            (&[], no_owner),
+            (&[("BENCH/7", "A")], bench(3)),
+        ];
+        for (listed, synthetic) in cases {
+            let result = genesis_base_writes(&with_accounts(listed, Some(synthetic.clone())));
+            assert!(result.is_err(), "{synthetic:?} accepted");
         }
     }
 }

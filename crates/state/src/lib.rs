@@ -16,7 +16,7 @@ pub use execute::{
     BlockEffects, BlockInput, SUPPLY_MAX, Snapshot, TxOutcome, WriteSet, execute, owners_of,
     read_set,
 };
-pub use genesis::{Genesis, GenesisError, genesis_writes};
+pub use genesis::{Genesis, GenesisError, SyntheticAccounts, genesis_base_writes, genesis_writes};
 pub use key::{
     Chain, MarkWalk, Parameters, ReplayRecord, RepoBook, StateKey, StateValue, ValidatorSet,
 };

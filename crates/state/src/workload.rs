@@ -109,6 +109,7 @@ impl Workload {
                 .map(|id| (*id, asset, OPENING_BALANCE))
                 .collect(),
             validators: Vec::new(),
+            synthetic: None,
         };
         Workload {
             genesis,
@@ -344,6 +345,7 @@ impl RepoWorkload {
             accounts,
             balances,
             validators: Vec::new(),
+            synthetic: None,
         };
         let mut workload = RepoWorkload {
             genesis,

@@ -282,6 +282,7 @@ fn genesis() -> (Genesis, Model) {
             .collect(),
         balances,
         validators: Vec::new(),
+        synthetic: None,
     };
     (genesis, model)
 }

@@ -31,6 +31,9 @@ use kessai_state::{
 use kessai_types::{Hash32, VerifiedTransaction};
 use std::num::NonZeroUsize;
 
+/// Synthetic genesis accounts written per commit: bounds a genesis's memory, whatever its size.
+const GENESIS_ACCOUNTS_PER_COMMIT: u64 = 50_000;
+
 /// Bytes per bitmap chunk of the "current" database (a power of two).
 const CHUNK_BYTES: usize = 32;
 
@@ -156,17 +159,37 @@ impl<E: commonware_storage::Context + Spawner> Ledger<E> {
             init_buffer: NZUsize!(1 << 21),
             init_concurrency: (),
         };
-        let db = StateDb::init(context, db_config, None)
+        // Only a genesis with synthetic accounts spans several commits (see below).
+        let retry = genesis
+            .synthetic
+            .is_some()
+            .then(|| context.child("genesis_again"));
+        let mut db = StateDb::init(context, db_config.clone(), None)
             .await
             .map_err(database_error)?;
-        let metadata = db.get_metadata().await.map_err(database_error)?;
+        let mut metadata = db.get_metadata().await.map_err(database_error)?;
+        if metadata.is_none() && !db.is_empty() {
+            // Only the last commit of a genesis names its block: this one was interrupted
+            // while writing synthetic accounts. Start it again from nothing, so that every node
+            // appends the same operations and reaches the same root.
+            let Some(retry) = retry else {
+                return Err(StorageError::Corrupt(
+                    "state without a commit that names its block".into(),
+                ));
+            };
+            db.destroy().await.map_err(database_error)?;
+            db = StateDb::init(retry, db_config, None)
+                .await
+                .map_err(database_error)?;
+            metadata = None;
+        }
         let mut ledger = Ledger {
             db: Some(db),
             chain: Chain::default(),
         };
         match metadata {
             Some(bytes) => {
-                ledger.chain = match StateValue::decode(&bytes)
+                ledger.chain = match StateValue::decode(bytes.as_slice())
                     .map_err(|e| StorageError::Corrupt(e.to_string()))?
                 {
                     StateValue::Chain(chain) => chain,
@@ -178,11 +201,23 @@ impl<E: commonware_storage::Context + Spawner> Ledger<E> {
                 };
             }
             None => {
-                let writes = kessai_state::genesis_writes(genesis)?;
+                let writes = kessai_state::genesis_base_writes(genesis)?;
                 let Some(Some(StateValue::Chain(chain))) = writes.get(&StateKey::Chain).cloned()
                 else {
                     unreachable!("genesis always writes the chain record");
                 };
+                // Synthetic accounts first, a bounded chunk per commit and no metadata; the
+                // last commit, with the chain record, completes the genesis.
+                if let Some(synthetic) = &genesis.synthetic {
+                    let mut first = 0;
+                    while first < synthetic.count {
+                        let last = (first + GENESIS_ACCOUNTS_PER_COMMIT).min(synthetic.count);
+                        ledger
+                            .commit_records(synthetic.records(first..last))
+                            .await?;
+                        first = last;
+                    }
+                }
                 ledger.commit(&writes, chain).await?;
             }
         }
@@ -335,6 +370,25 @@ impl<E: commonware_storage::Context + Spawner> Ledger<E> {
         let db = db.commit().await.map_err(database_error)?;
         self.db = Some(db);
         self.chain = chain;
+        Ok(())
+    }
+
+    /// Write `records` as one batch and commit it without metadata: part of a genesis.
+    async fn commit_records(
+        &mut self,
+        records: impl Iterator<Item = (StateKey, StateValue)>,
+    ) -> Result<(), StorageError> {
+        let db = self.db.take().expect("database present between commits");
+        let mut batch = db.new_batch();
+        for (key, value) in records {
+            batch = batch.write(digest_of(&key), Some(value.encode().to_vec()));
+        }
+        let merkleized = batch
+            .merkleize(&db, None, &mut Proportional)
+            .await
+            .map_err(database_error)?;
+        let db = db.apply_batch(merkleized).await.map_err(database_error)?;
+        self.db = Some(db.commit().await.map_err(database_error)?);
         Ok(())
     }
 

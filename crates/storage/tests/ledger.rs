@@ -138,3 +138,70 @@ fn balance_proofs_verify_against_the_root_only() {
         );
     });
 }
+
+/// Accounts generated from a genesis's synthetic section, written over several commits, are the
+/// accounts the section stands for: the same balances and the same outcomes as the reference,
+/// and the same root on a second ledger and after reopening.
+#[test]
+fn synthetic_genesis_accounts_span_commits_and_match_the_reference() {
+    deterministic::Runner::seeded(5).start(|context| async move {
+        let listed = Workload::new(300, 7, GENESIS_MS);
+        let mut genesis = listed.genesis.clone();
+        let owners: Vec<_> = genesis.accounts[..7].iter().map(|a| a.owner).collect();
+        genesis.accounts.clear();
+        genesis.balances.clear();
+        // More than one commit's worth (50,000 accounts each), the workload's 300 among them.
+        genesis.synthetic = Some(kessai_state::SyntheticAccounts {
+            prefix: "ACC".into(),
+            count: 120_001,
+            owners,
+            balances: vec![(listed.asset, kessai_state::workload::OPENING_BALANCE)],
+        });
+        let config = StoreConfig::default();
+        let mut ledger = Ledger::open(context.child("first"), &config, &genesis)
+            .await
+            .unwrap();
+        let twin = Ledger::open(
+            context.child("twin"),
+            &StoreConfig {
+                partition_prefix: "twin".into(),
+                ..StoreConfig::default()
+            },
+            &genesis,
+        )
+        .await
+        .unwrap();
+        assert_eq!(twin.state_root(), ledger.state_root());
+        let mut reference = MemoryLedger::new(&genesis).unwrap();
+        for key in [
+            StateKey::Balance("ACC/120000".parse().unwrap(), listed.asset),
+            StateKey::Account("ACC/64999".parse().unwrap()),
+            StateKey::Asset(listed.asset),
+        ] {
+            assert_eq!(
+                ledger.get(&key).await.unwrap().as_ref(),
+                reference.get(&key)
+            );
+        }
+        assert_eq!(
+            ledger
+                .get(&StateKey::Account("ACC/120001".parse().unwrap()))
+                .await
+                .unwrap(),
+            None
+        );
+        for height in 1..=3u64 {
+            let time_ms = GENESIS_MS + height * 1_000;
+            let transfers = listed.transfers(height, 100, time_ms + 60_000, 0);
+            let verified = verify_transactions(transfers, &Sequential);
+            let applied = ledger.apply_block(time_ms, &verified).await.unwrap();
+            assert_eq!(applied.outcomes, reference.apply(time_ms, &verified));
+        }
+        let root = ledger.state_root();
+        ledger.close().await.unwrap();
+        let reopened = Ledger::open(context.child("second"), &config, &genesis)
+            .await
+            .unwrap();
+        assert_eq!((reopened.height(), reopened.state_root()), (3, root));
+    });
+}
