@@ -238,18 +238,6 @@ pub fn weekday_date(day: usize) -> BusinessDate {
     kessai_state::date_of(days as u64 * MS_PER_DAY)
 }
 
-/// The Unix time of midnight (UTC) starting `date` (the days-from-civil algorithm of Howard
-/// Hinnant, the inverse of [`kessai_state::date_of`]).
-pub fn midnight_ms(date: BusinessDate) -> u64 {
-    let (day, month) = ((date % 100) as i64, (date / 100 % 100) as i64);
-    let year = (date / 10_000) as i64 - i64::from(month <= 2);
-    let era = year / 400;
-    let year_of_era = year - era * 400;
-    let day_of_year = (153 * ((month + 9) % 12) + 2) / 5 + day - 1;
-    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
-    (era * 146_097 + day_of_era - 719_468) as u64 * MS_PER_DAY
-}
-
 impl Market {
     /// `days` business days after day 0 (so `days + 1` closes), from a scenario and a seed.
     pub fn generate(scenario: &Scenario, seed: u64, days: usize) -> Market {
@@ -588,14 +576,6 @@ mod tests {
         assert!(mean_equity("sharp-rise") > 1.2);
         assert!(mean_equity("sharp-fall") < 0.8);
         assert!((0.9..1.15).contains(&mean_equity("normal")));
-    }
-
-    #[test]
-    fn midnight_is_the_inverse_of_the_ledgers_calendar() {
-        for day in [0u64, 59, 60, 365, 10_957, 19_782, 20_094, 47_482] {
-            let date = kessai_state::date_of(day * MS_PER_DAY);
-            assert_eq!(midnight_ms(date), day * MS_PER_DAY, "{date}");
-        }
     }
 
     #[test]

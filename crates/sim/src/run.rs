@@ -16,9 +16,11 @@
 //! from the case, so that the cases of one seed hold the same contracts and differ only in
 //! collateral count and threshold.
 
-use crate::market::{Market, Random, midnight_ms};
+use crate::market::{Market, Random};
 use commonware_codec::Encode;
-use kessai_state::{Chain, Genesis, MemoryLedger, Parameters, RepoBook, StateKey, StateValue};
+use kessai_state::{
+    Chain, Genesis, MemoryLedger, Parameters, RepoBook, StateKey, StateValue, midnight_ms,
+};
 use kessai_types::{
     Account, AccountId, Asset, AssetClass, AssetId, CollateralWeight, DayCount, Decimal,
     Endorsement, Expiry, FxEntry, Hash32, Operation, Party, PartyId, PriceEntry, PrivateKey,

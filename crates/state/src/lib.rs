@@ -21,5 +21,5 @@ pub use key::{
     Chain, MarkWalk, Parameters, ReplayRecord, RepoBook, StateKey, StateValue, ValidatorSet,
 };
 pub use memory::{MemoryLedger, execute_with};
-pub use modules::repo::{REPO_MARKS_PER_BLOCK_MAX, date_of, fee as repo_fee};
+pub use modules::repo::{REPO_MARKS_PER_BLOCK_MAX, date_of, fee as repo_fee, midnight_ms};
 pub use workload::Workload;

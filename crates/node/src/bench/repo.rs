@@ -128,38 +128,14 @@ pub(super) struct RepoPlan {
     burst_date: BusinessDate,
 }
 
-/// Days since 1970-01-01 of a `YYYYMMDD` date (Howard Hinnant's days-from-civil).
+/// Days since 1970-01-01 of a `YYYYMMDD` date.
 fn days_of(date: BusinessDate) -> i64 {
-    let (year, month, day) = (
-        (date / 10_000) as i64,
-        (date / 100 % 100) as i64,
-        (date % 100) as i64,
-    );
-    let year = if month <= 2 { year - 1 } else { year };
-    let era = year.div_euclid(400);
-    let year_of_era = year - era * 400;
-    let day_of_year = (153 * (month + if month > 2 { -3 } else { 9 }) + 2) / 5 + day - 1;
-    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
-    era * 146_097 + day_of_era - 719_468
+    (kessai_state::midnight_ms(date) / MS_PER_DAY as u64) as i64
 }
 
-/// The `YYYYMMDD` date of a day count since 1970-01-01 (Howard Hinnant's civil-from-days).
+/// The `YYYYMMDD` date of a day count since 1970-01-01.
 fn date_of_days(days: i64) -> BusinessDate {
-    let days = days + 719_468;
-    let era = days.div_euclid(146_097);
-    let day_of_era = days - era * 146_097;
-    let year_of_era =
-        (day_of_era - day_of_era / 1_460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
-    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
-    let month_index = (5 * day_of_year + 2) / 153;
-    let day = day_of_year - (153 * month_index + 2) / 5 + 1;
-    let month = if month_index < 10 {
-        month_index + 3
-    } else {
-        month_index - 9
-    };
-    let year = year_of_era + era * 400 + i64::from(month <= 2);
-    (year * 10_000 + month * 100 + day) as BusinessDate
+    kessai_state::date_of(days as u64 * MS_PER_DAY as u64)
 }
 
 /// The next weekday after day `days` (1970-01-01 was a Thursday).

@@ -864,6 +864,18 @@ pub fn date_of(time_ms: u64) -> BusinessDate {
     (year * 10_000 + month * 100 + day) as BusinessDate
 }
 
+/// The Unix time of midnight (UTC) starting `date`, the inverse of [`date_of`] (the
+/// days-from-civil algorithm of Howard Hinnant, exact for every date after 1970).
+pub fn midnight_ms(date: BusinessDate) -> u64 {
+    let (day, month) = ((date % 100) as i64, (date / 100 % 100) as i64);
+    let year = (date / 10_000) as i64 - i64::from(month <= 2);
+    let era = year / 400;
+    let year_of_era = year - era * 400;
+    let day_of_year = (153 * ((month + 9) % 12) + 2) / 5 + day - 1;
+    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+    (era * 146_097 + day_of_era - 719_468) as u64 * MS_PER_DAY as u64
+}
+
 /// Whether `operation` may take a contract out of the open book.
 pub(crate) fn may_close(operation: &kessai_types::Operation) -> bool {
     matches!(
@@ -964,7 +976,7 @@ pub(crate) fn mark_walk(ctx: &mut Ctx<'_, '_>) -> Step<()> {
 
 #[cfg(test)]
 mod tests {
-    use super::date_of;
+    use super::{MS_PER_DAY, date_of, midnight_ms};
 
     #[test]
     fn unix_times_give_their_utc_dates() {
@@ -974,5 +986,16 @@ mod tests {
         assert_eq!(date_of(1_709_251_199_999), 20240229);
         assert_eq!(date_of(1_709_251_200_000), 20240301);
         assert_eq!(date_of(4_102_444_800_000), 21000101);
+    }
+
+    #[test]
+    fn midnight_is_the_inverse_of_date_of() {
+        let day_ms = MS_PER_DAY as u64;
+        // 1970-01-01, 2000-02-29 (a leap century), 2024-02-29, 2100-01-01 and others.
+        for day in [0u64, 59, 60, 365, 10_957, 11_016, 19_782, 20_094, 47_482] {
+            let date = date_of(day * day_ms);
+            assert_eq!(midnight_ms(date), day * day_ms, "{date}");
+            assert_eq!(date_of(day * day_ms + day_ms - 1), date, "{date}");
+        }
     }
 }
