@@ -34,6 +34,9 @@ use std::num::NonZeroUsize;
 /// Synthetic genesis accounts written per commit: bounds a genesis's memory, whatever its size.
 const GENESIS_ACCOUNTS_PER_COMMIT: u64 = 50_000;
 
+/// Operations per section of the operation log: the smallest unit pruning can remove.
+const LOG_SECTION_OPERATIONS: u64 = 1 << 16;
+
 /// Bytes per bitmap chunk of the "current" database (a power of two).
 const CHUNK_BYTES: usize = 32;
 
@@ -146,7 +149,7 @@ impl<E: commonware_storage::Context + Spawner> Ledger<E> {
             },
             journal_config: commonware_storage::journal::contiguous::variable::Config {
                 partition: format!("{prefix}-log"),
-                items_per_section: NZU64!(1 << 16),
+                items_per_section: NZU64!(LOG_SECTION_OPERATIONS),
                 compression: None,
                 codec_config: ((), ((0..=MAX_VALUE_BYTES).into(), ())),
                 page_cache,
@@ -367,10 +370,25 @@ impl<E: commonware_storage::Context + Spawner> Ledger<E> {
             .await
             .map_err(database_error)?;
         let db = db.apply_batch(merkleized).await.map_err(database_error)?;
-        let db = db.commit().await.map_err(database_error)?;
+        let mut db = db.commit().await.map_err(database_error)?;
+        // Every update supersedes an operation, and the floor policy rewrites live ones past
+        // it: without pruning the log would keep every value the ledger ever held. Operations
+        // below the sync boundary (the inactivity floor, chunk-aligned) are never read again,
+        // nor needed for a proof of the current state; drop them a whole log section at a time.
+        let boundary = db.sync_boundary();
+        if *boundary >= *db.bounds().start + LOG_SECTION_OPERATIONS {
+            db = db.prune(boundary).await.map_err(database_error)?;
+        }
         self.db = Some(db);
         self.chain = chain;
         Ok(())
+    }
+
+    /// The operations the log retains, `start..end`: below `start` they were pruned; `end` is
+    /// every operation ever written. Live records are all at or above the inactivity floor.
+    pub fn operations(&self) -> std::ops::Range<u64> {
+        let bounds = self.db().bounds();
+        *bounds.start..*bounds.end
     }
 
     /// Write `records` as one batch and commit it without metadata: part of a genesis.

@@ -1,6 +1,7 @@
 //! Crash recovery with a real process: a writer commits blocks to disk and is killed with
 //! SIGKILL at arbitrary moments, several times. The reopened ledger must be exactly at a
-//! committed block (never behind one it reported), with the root an uninterrupted run computes.
+//! committed block (never behind one it reported), with the root an uninterrupted run computes,
+//! also when the kills fall around the pruning of the operation log.
 
 use commonware_parallel::Sequential;
 use commonware_runtime::{Runner as _, tokio};
@@ -57,7 +58,9 @@ fn run_and_kill(
 fn kill_dash_nine_never_loses_or_corrupts_a_commit() {
     let directory = tempfile::tempdir().unwrap();
     let mut reported = BTreeMap::new();
-    for (round, (blocks, delay_ms)) in [(5, 0), (3, 7), (8, 2), (2, 13), (4, 1)]
+    // Long rounds too, so that the log is pruned (a section of 65,536 operations at a time)
+    // between and around the kills.
+    for (round, (blocks, delay_ms)) in [(5, 0), (150, 7), (8, 2), (150, 13), (120, 1)]
         .into_iter()
         .enumerate()
     {
@@ -75,6 +78,11 @@ fn kill_dash_nine_never_loses_or_corrupts_a_commit() {
         let ledger = Ledger::open(context, &StoreConfig::default(), &crash_workload().genesis)
             .await
             .unwrap();
+        assert!(
+            ledger.operations().start > 0,
+            "the writer's log was never pruned: {:?}",
+            ledger.operations()
+        );
         (ledger.height(), ledger.state_root().to_string())
     });
     eprintln!("reported commits up to {last_reported} over 5 kills; reopened at {height}");
