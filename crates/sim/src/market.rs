@@ -521,14 +521,20 @@ fn rows(path: &Path, columns: usize) -> Result<Vec<(u64, Vec<String>)>, LoadErro
     Ok(rows)
 }
 
-/// `YYYYMMDD` or `YYYY-MM-DD`.
+/// `YYYYMMDD` or `YYYY-MM-DD`, from 1970-01-01 on (the ledger's clock is Unix time).
 fn parse_date(text: &str) -> Result<BusinessDate, String> {
     let digits: String = text.chars().filter(|c| *c != '-').collect();
-    digits
+    let date = digits
         .parse::<BusinessDate>()
         .ok()
         .filter(|date| digits.len() == 8 && is_business_date(*date))
-        .ok_or_else(|| format!("date {text:?}: YYYY-MM-DD or YYYYMMDD"))
+        .ok_or_else(|| format!("date {text:?}: YYYY-MM-DD or YYYYMMDD"))?;
+    if date < 19700101 {
+        return Err(format!(
+            "date {text:?}: before 1970-01-01, where the ledger's clock (Unix time) starts"
+        ));
+    }
+    Ok(date)
 }
 
 #[cfg(test)]
@@ -576,6 +582,20 @@ mod tests {
         assert!(mean_equity("sharp-rise") > 1.2);
         assert!(mean_equity("sharp-fall") < 0.8);
         assert!((0.9..1.15).contains(&mean_equity("normal")));
+    }
+
+    #[test]
+    fn history_dates_parse_in_both_forms_from_1970_on() {
+        assert_eq!(parse_date("2023-04-19"), Ok(20230419));
+        assert_eq!(parse_date("19700101"), Ok(19700101));
+        for bad in ["2023-02-30", "2023-4-19", "20230419x", ""] {
+            assert!(parse_date(bad).unwrap_err().contains("YYYY-MM-DD"), "{bad}");
+        }
+        assert!(
+            parse_date("1969-12-31")
+                .unwrap_err()
+                .contains("before 1970-01-01")
+        );
     }
 
     #[test]

@@ -865,8 +865,15 @@ pub fn date_of(time_ms: u64) -> BusinessDate {
 }
 
 /// The Unix time of midnight (UTC) starting `date`, the inverse of [`date_of`] (the
-/// days-from-civil algorithm of Howard Hinnant, exact for every date after 1970).
+/// days-from-civil algorithm of Howard Hinnant).
+///
+/// `date` must be a calendar date from 1970-01-01 on: Unix time has no earlier millisecond in
+/// a `u64`. Callers check dates they did not get from [`date_of`]; anything else is a bug.
 pub fn midnight_ms(date: BusinessDate) -> u64 {
+    assert!(
+        date >= 19700101 && kessai_types::repo::is_business_date(date),
+        "midnight_ms of {date}: not a calendar date from 1970-01-01 on"
+    );
     let (day, month) = ((date % 100) as i64, (date / 100 % 100) as i64);
     let year = (date / 10_000) as i64 - i64::from(month <= 2);
     let era = year / 400;
@@ -997,5 +1004,17 @@ mod tests {
             assert_eq!(midnight_ms(date), day * day_ms, "{date}");
             assert_eq!(date_of(day * day_ms + day_ms - 1), date, "{date}");
         }
+    }
+
+    #[test]
+    #[should_panic(expected = "not a calendar date from 1970-01-01 on")]
+    fn midnight_refuses_dates_before_unix_time() {
+        midnight_ms(19691231);
+    }
+
+    #[test]
+    #[should_panic(expected = "not a calendar date from 1970-01-01 on")]
+    fn midnight_refuses_dates_that_do_not_exist() {
+        midnight_ms(20230230);
     }
 }
